@@ -1,0 +1,52 @@
+"""dynverify: verify claims about optimizers as dynamical systems with property-based tests.
+
+An optimizer is a map z⁺ = G(z). If it converges to a fixed point z̄ from a set of
+positive measure, then ρ(Jac G(z̄)) ≤ 1 (Bolte, Le, Pauwels 2025); at a critical point
+this filters the Hessian eigenvalues. dynverify plants critical points with known
+spectra, iterates optimizers near them and checks that convergence happens exactly
+where each optimizer's filter allows.
+"""
+
+from dynverify import functions, optimizers
+from dynverify.derive import DerivationWarning, derive_region, filter_function
+from dynverify.engine import RunResult, Status, run, step_budget
+from dynverify.errors import (
+    DynverifyError,
+    FunctionError,
+    NotDifferentiableError,
+    OptimizerError,
+    ReportError,
+)
+from dynverify.linearize import (
+    ReductionCheck,
+    check_spectral_reduction,
+    jacobian,
+    spectral_radius,
+)
+from dynverify.optimizer import Optimizer
+from dynverify.regions import Region
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DerivationWarning",
+    "DynverifyError",
+    "FunctionError",
+    "NotDifferentiableError",
+    "Optimizer",
+    "OptimizerError",
+    "ReductionCheck",
+    "Region",
+    "ReportError",
+    "RunResult",
+    "Status",
+    "check_spectral_reduction",
+    "derive_region",
+    "filter_function",
+    "functions",
+    "jacobian",
+    "optimizers",
+    "run",
+    "spectral_radius",
+    "step_budget",
+]

@@ -1,0 +1,198 @@
+"""Batched iteration of an optimizer's map with a per-row outcome.
+
+All rows are iterated together as one (B, d) batch; a row leaves the active set as soon
+as its outcome is decided, so a step costs work only for undecided rows. A row has
+converged when its lifted state is a numerical fixed point: with r̂ the observed
+contraction of ‖zₜ₊₁ − zₜ‖, the remaining distance ‖Δz‖·r̂/(1 − r̂) is below ``tol``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dynverify.functions import GuardedOracle, TestFunction, as_batch
+from dynverify.linearize import apply_step, lifted_state
+from dynverify.optimizer import Optimizer
+
+#: window (in steps) over which the linear rate is estimated
+RATE_WINDOW = 20
+
+
+class Status(enum.IntEnum):
+    """Outcome of one trajectory."""
+
+    CONVERGED_TARGET = 0  #: converged, to within ``target_tol`` of the target
+    CONVERGED_ELSEWHERE = 1  #: converged to some other fixed point
+    ESCAPED = 2  #: left the ball of radius ``escape_radius``
+    NONFINITE = 3  #: the state became NaN or infinite
+    UNDECIDED = 4  #: the step budget ran out first
+
+    @property
+    def converged(self) -> bool:
+        return self in (Status.CONVERGED_TARGET, Status.CONVERGED_ELSEWHERE)
+
+
+@dataclass(frozen=True, repr=False)
+class RunResult:
+    """Per-row outcome of :func:`run`. Arrays are indexed by the rows of ``X0``.
+
+    ``status`` holds :class:`Status` codes; ``distance`` is ‖x − target‖ (NaN without a
+    target); ``step_norm`` is the last ‖zₜ₊₁ − zₜ‖; ``rate`` the estimated linear rate.
+    """
+
+    status: np.ndarray
+    steps: np.ndarray
+    x: np.ndarray
+    distance: np.ndarray
+    step_norm: np.ndarray
+    rate: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[Status, int]:
+        """Number of rows with each status (every status present, possibly 0)."""
+        return {s: int(np.sum(self.status == s)) for s in Status}
+
+    def where(self, status: Status) -> np.ndarray:
+        return np.flatnonzero(self.status == status)
+
+    def __len__(self) -> int:
+        return int(self.status.size)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s.name.lower()}={n}" for s, n in self.counts().items() if n)
+        with np.errstate(all="ignore"):
+            med_rate = float(np.nanmedian(self.rate)) if np.isfinite(self.rate).any() else math.nan
+        return (f"RunResult(rows={len(self)}, {counts}, max_steps={int(self.steps.max(initial=0))},"
+                f" median_rate={med_rate:.4g})")
+
+
+def step_budget(rate: float, *, start: float, finish: float, factor: float = 2.0,
+                minimum: int = 50, maximum: int = 100_000) -> int:
+    """Steps to take a distance from ``start`` to ``finish`` at linear rate ``rate``.
+
+    ≈ factor · |log(finish/start)| / |log rate| + minimum, clipped to ``maximum``; rates
+    within 1e-12 of 1 get ``maximum``. Works both ways: a contraction (rate < 1) going
+    down to ``finish`` and an expansion (rate > 1) growing to an escape radius.
+
+    Example:
+        >>> step_budget(0.5, start=1e-2, finish=1e-10)    # 2·26.6 + 50
+        104
+    """
+    if not (start > 0 and finish > 0):
+        raise ValueError(f"start and finish must be > 0, got {start!r}, {finish!r}")
+    if not rate >= 0 or math.isinf(rate):
+        raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
+    if abs(math.log(max(rate, 1e-300))) < 1e-12:
+        return maximum
+    steps = factor * abs(math.log(finish / start)) / abs(math.log(max(rate, 1e-300)))
+    return int(min(maximum, math.ceil(steps) + minimum))
+
+
+def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: float = 1e-9,
+        target_tol: float = 1e-6, max_steps: int = 10_000, escape_radius: float = 1e6
+        ) -> RunResult:
+    """Iterate ``opt`` on ``f`` from every row of X0 until each row's outcome is decided.
+
+    Args:
+        opt: the optimizer.
+        f: batched test function (also the oracle passed to ``step``).
+        X0: (B, d) initial positions (all finite).
+        target: the point convergence is judged against (e.g. a planted x̄), or None.
+        tol: a row converged when its estimated distance to its limit is below tol.
+        target_tol: a converged row is at the target when ‖x − target‖ ≤ target_tol.
+        max_steps: step budget; undecided rows then get ``Status.UNDECIDED``.
+        escape_radius: rows farther than this from the target (or from their start) escape.
+
+    Raises:
+        ValueError: malformed X0, target or settings.
+        OptimizerError / FunctionError: ``init``/``step`` or ``f`` raised; names the step.
+    """
+    X = as_batch(X0, f.dim, "X0")
+    if not np.all(np.isfinite(X)):
+        bad = np.flatnonzero(~np.all(np.isfinite(X), axis=1))
+        raise ValueError(f"X0 has non-finite entries in rows {bad[:10].tolist()}")
+    for name, v in (("tol", tol), ("target_tol", target_tol), ("escape_radius", escape_radius)):
+        if not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    B, d = X.shape
+    ref = X.copy() if target is None else np.broadcast_to(
+        as_batch(target, d, "target"), (B, d)).copy()
+    if not np.all(np.isfinite(ref)):
+        raise ValueError("target must be finite")
+
+    status = np.full(B, Status.UNDECIDED, dtype=np.int8)
+    steps = np.full(B, max_steps, dtype=np.int64)
+    x_out = X.copy()
+    dist_out = np.full(B, np.nan)
+    dz_out = np.full(B, np.nan)
+    rate_out = np.full(B, np.nan)
+
+    oracle = GuardedOracle(f)
+    state = lifted_state(opt, X)
+    idx = np.arange(B)
+    ref_a = ref
+    hist = np.full((RATE_WINDOW + 1, B), np.nan)  # ‖Δz‖ of the last steps, ring buffer
+    esc2 = escape_radius ** 2
+
+    with np.errstate(all="ignore"):
+        for t in range(1, max_steps + 1):
+            oracle.step = t
+            new = apply_step(opt, state, oracle, t)
+            dz2 = sum(np.sum(np.reshape((n - s) ** 2, (n.shape[0], -1)), axis=1)
+                      for n, s in zip(new, state))
+            dz = np.sqrt(dz2)
+            state = new
+            xpos = opt.position(state)
+            hist[t % (RATE_WINDOW + 1)] = dz
+            finite = np.isfinite(dz) & np.all(np.isfinite(xpos), axis=1)
+            off2 = np.sum((xpos - ref_a) ** 2, axis=1)
+            escaped = finite & (off2 > esc2)
+            w = min(t - 1, RATE_WINDOW)
+            if w >= 1:
+                old = hist[(t - w) % (RATE_WINDOW + 1)]
+                rate = np.where(old > 0, (dz / old) ** (1.0 / w), 0.0)
+            else:
+                rate = np.full(dz.shape, np.nan)
+            remaining = np.where(rate < 1, dz * rate / (1 - rate), np.inf)
+            conv = finite & ~escaped & (dz <= tol) & ((remaining <= tol) | (dz == 0))
+            done = ~finite | escaped | conv
+            if t == max_steps:
+                done[:] = True
+            if done.any():
+                rows = idx[done]
+                st = np.full(rows.size, Status.UNDECIDED, dtype=np.int8)
+                st[escaped[done]] = Status.ESCAPED
+                st[~finite[done]] = Status.NONFINITE
+                c = conv[done]
+                if target is None:
+                    st[c] = Status.CONVERGED_ELSEWHERE
+                else:
+                    near = np.sqrt(off2[done]) <= target_tol
+                    st[c & near] = Status.CONVERGED_TARGET
+                    st[c & ~near] = Status.CONVERGED_ELSEWHERE
+                status[rows] = st
+                steps[rows] = t
+                x_out[rows] = xpos[done]
+                dz_out[rows] = dz[done]
+                rate_out[rows] = rate[done]
+                if target is not None:
+                    dist_out[rows] = np.sqrt(off2[done])
+                keep = ~done
+                if not keep.any():
+                    break
+                idx = idx[keep]
+                state = tuple(s[keep] for s in state)
+                ref_a = ref_a[keep]
+                hist = hist[:, keep]
+
+    return RunResult(status=status, steps=steps, x=x_out, distance=dist_out, step_norm=dz_out,
+                     rate=rate_out, settings={"tol": tol, "target_tol": target_tol,
+                                              "max_steps": max_steps,
+                                              "escape_radius": escape_radius})

@@ -1,0 +1,92 @@
+"""The optimizer contract: an optimizer is a value built by a factory, never a subclass.
+
+An optimizer is a map G on a lifted state z = (x, ...) of (B, d) arrays. ``init`` lifts a
+batch of positions, ``step`` is pure: ``step(state, oracle) -> next state``, where the
+oracle has batched ``value(X)``, ``grad(X)`` and ``hvp(X, V)``. Rows are independent
+trajectories. ``init(x̄)`` must be a fixed point of ``step`` whenever ∇f(x̄) = 0.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from dynverify.regions import Region
+
+State = tuple[np.ndarray, ...]
+
+
+def _first(state: State) -> np.ndarray:
+    return state[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Optimizer:
+    """An optimizer as a pure update map on a lifted state.
+
+    Args:
+        name: short identifier, e.g. ``"heavy_ball"``.
+        hyperparameters: the values it was built with, e.g. ``{"lr": 0.1}``.
+        init: ``init(X) -> state``, X a (B, d) array; the state is a tuple of arrays.
+        step: ``step(state, oracle) -> state``, pure.
+        region: the declared eigenvalue filter, or None (derive it numerically).
+        position: ``position(state) -> X``; defaults to ``state[0]``.
+        hessian_in_map: True when the map evaluates ∇²f (then G is C¹ only for f ∈ C³).
+        outside_hypotheses: why the theorem does not apply (e.g. the map is not C¹ at
+            critical points), or None.
+
+    Example:
+        >>> import numpy as np
+        >>> gd = Optimizer(name="gd", hyperparameters={"lr": 0.1},
+        ...                init=lambda X: (X,),
+        ...                step=lambda s, f: (s[0] - 0.1 * f.grad(s[0]),))
+        >>> gd.position(gd.init(np.zeros((2, 3)))).shape
+        (2, 3)
+    """
+
+    name: str
+    hyperparameters: Mapping[str, Any]
+    init: Callable[[np.ndarray], State]
+    step: Callable[[State, Any], State]
+    region: Region | None = None
+    position: Callable[[State], np.ndarray] = _first
+    hessian_in_map: bool = False
+    outside_hypotheses: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Optimizer name must be a non-empty string, got {self.name!r}")
+        for attr in ("init", "step", "position"):
+            if not callable(getattr(self, attr)):
+                raise TypeError(f"Optimizer {self.name!r}: {attr} must be callable")
+        if self.region is not None and not isinstance(self.region, Region):
+            raise TypeError(
+                f"Optimizer {self.name!r}: region must be a dynverify.Region or None, "
+                f"got {type(self.region).__name__}"
+            )
+        object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
+        return f"{self.name}({hp})"
+
+
+def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """Validate a real hyperparameter; raise ValueError naming it when invalid."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {v!r}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {v!r}")
+    return v

@@ -1,0 +1,1 @@
+"""Hypothesis strategies for dynverify (spectra, rotations, planted functions, ...)."""
