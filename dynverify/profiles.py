@@ -1,0 +1,29 @@
+"""Hypothesis settings profiles: ``dev`` (quick), ``ci`` (derandomized), ``deep`` (thorough).
+
+Registered when dynverify's pytest plugin loads; ``CI=true`` in the environment loads
+``ci`` unless ``--hypothesis-profile`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+
+PROFILES = ("dev", "ci", "deep")
+
+
+def register_profiles() -> None:
+    """Register the three profiles with Hypothesis (idempotent) and load ``ci`` under CI."""
+    slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("dev", max_examples=20, deadline=None,
+                              suppress_health_check=slow_ok)
+    settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
+                              print_blob=True, database=None,
+                              suppress_health_check=slow_ok)
+    settings.register_profile("deep", max_examples=2000, deadline=None, print_blob=True,
+                              suppress_health_check=slow_ok,
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate,
+                                      Phase.target, Phase.shrink])
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        settings.load_profile("ci")
