@@ -1,7 +1,143 @@
-"""pytest plugin of dynverify: Hypothesis profiles dev/ci/deep (more to come)."""
+"""pytest plugin: Hypothesis profiles, optimizer selection, records and the summary table.
+
+Registered through the ``pytest11`` entry point, so it is active wherever dynverify is
+installed. The property suite itself lives in :mod:`dynverify.suite`; run it with
+``pytest --pyargs dynverify.suite`` from any project, or import its test into a test file.
+
+Options:
+    --dynverify-optimizer NAME   repeatable; a registered name or module:factory
+                                 (default: every registered optimizer)
+    --dynverify-reports DIR      where run directories go (default: reports/runs)
+"""
 
 from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import pytest
 
 from dynverify.profiles import register_profiles
 
 register_profiles()
+
+_RESULTS_KEY = "dynverify"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dynverify")
+    group.addoption("--dynverify-optimizer", action="append", default=None, metavar="NAME",
+                    help="optimizer to verify (repeatable; registered name or "
+                         "module:factory; default: all registered)")
+    group.addoption("--dynverify-reports", default=None, metavar="DIR",
+                    help="directory of run directories (default: reports/runs)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from dynverify.records import new_run_id
+
+    worker = getattr(config, "workerinput", None)
+    config._dynverify_run_id = (worker or {}).get("dynverify_run_id") or new_run_id()
+
+
+def pytest_configure_node(node: Any) -> None:
+    """xdist (controller side): all workers write into the controller's run directory."""
+    node.workerinput["dynverify_run_id"] = node.config._dynverify_run_id
+
+
+def selected_optimizers(config: pytest.Config) -> list[str]:
+    from dynverify.registry import registered
+
+    chosen = config.getoption("--dynverify-optimizer")
+    return list(chosen) if chosen else sorted(registered())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from dynverify.claims import CLAIMS
+
+    names = metafunc.fixturenames
+    if "dynverify_optimizer" in names and "dynverify_claim" in names:
+        opts = selected_optimizers(metafunc.config)
+        metafunc.parametrize(("dynverify_optimizer", "dynverify_claim"),
+                             [(o, c) for o in opts for c in CLAIMS],
+                             ids=[f"{o}-{c}" for o in opts for c in CLAIMS])
+
+
+def writer_for(config: pytest.Config) -> Any:
+    """This process's RunWriter (created on first use, so plain test runs write nothing)."""
+    w = getattr(config, "_dynverify_writer", None)
+    if w is None:
+        from dynverify.records import RunWriter
+
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        w = RunWriter(config.getoption("--dynverify-reports"), config._dynverify_run_id,
+                      worker=worker, meta={"source": "pytest"})
+        config._dynverify_writer = w
+    return w
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    rep = outcome.get_result()
+    runner = getattr(item, "_dynverify_runner", None)
+    if runner is None or call.when != "call":
+        return
+    exc = call.excinfo.value if call.excinfo is not None else None
+    result = runner.finish(exc)
+    rep.user_properties.append((_RESULTS_KEY, result.to_json()))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == _RESULTS_KEY:
+            _COLLECTED.append(value)
+
+
+_COLLECTED: list[dict[str, Any]] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config
+                            ) -> None:
+    if getattr(config, "workerinput", None) is not None or not _COLLECTED:
+        return
+    from tabulate import tabulate
+
+    from dynverify.check import SUMMARY_HEADERS
+
+    rows = []
+    for r in sorted(_COLLECTED, key=lambda r: (r["optimizer"], r["claim"])):
+        c = r["counts"]
+        closest = r.get("closest")
+        rows.append([r["optimizer"], r["claim"], sum(c.values()), c.get("pass", 0),
+                     c.get("counterexample", 0), c.get("inconclusive", 0),
+                     f"{closest:.3g}" if isinstance(closest, float) and math.isfinite(closest)
+                     else "—"])
+    tr = terminalreporter
+    tr.section("dynverify summary")
+    tr.write_line(tabulate(rows, headers=SUMMARY_HEADERS))
+    for r in _COLLECTED:
+        if r.get("counterexample"):
+            tr.write_line(f"counterexample {r['optimizer']}/{r['claim']}: "
+                          f"dynverify replay {r['counterexample']}")
+        if r.get("error"):
+            tr.write_line(f"error {r['optimizer']}/{r['claim']}: {r['error']}")
+    from dynverify.records import DEFAULT_ROOT, RunWriter
+
+    root = config.getoption("--dynverify-reports") or DEFAULT_ROOT
+    run_dir = os.path.join(root, config._dynverify_run_id)
+    if os.path.isdir(run_dir):
+        w = RunWriter(root, config._dynverify_run_id, worker="summary")
+        w.summary({"results": _COLLECTED})
+        w.close()
+        tr.write_line(f"records: {run_dir}  (dynverify report {run_dir})")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    w = getattr(config, "_dynverify_writer", None)
+    if w is not None:
+        w.close()
+    _COLLECTED.clear()

@@ -1,0 +1,396 @@
+"""Run the claims on an optimizer through Hypothesis: the conformance suite.
+
+``check_optimizer`` is what the pytest plugin and ``dynverify check`` call: for each
+claim, Hypothesis draws cases (hyperparameters, a planted spectrum placed relative to the
+optimizer's filter, a planted function, initial points), the claim judges each, every
+case is recorded, and a counterexample is shrunk to a minimal one and written to disk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import event, given, note, target
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from dynverify.claims import (
+    CLAIMS,
+    DEFAULT_SETTINGS,
+    Case,
+    Outcome,
+    Relation,
+    Settings,
+    Verdict,
+    _jsonable,
+    filter_of,
+)
+from dynverify.errors import NotDifferentiableError, ReportError
+from dynverify.functions import from_spec
+from dynverify.records import RunWriter, read_counterexample
+from dynverify.regions import Region
+from dynverify.registry import Registration, resolve
+
+#: which spectra each planted-point claim draws relative to the filter
+PLACEMENT = {
+    "filter_agrees": ("inside", "outside"),
+    "unstable_no_convergence": ("outside",),
+    "stable_converges": ("inside",),
+    "metamorphic": ("inside", "outside"),
+}
+N_LOCAL_POINTS = 8
+N_FREE_POINTS = 24
+
+
+class _Counterexample(AssertionError):
+    """Raised inside the property so that Hypothesis shrinks the case."""
+
+
+@dataclass
+class ClaimResult:
+    """Outcome counts of one claim on one optimizer."""
+
+    optimizer: str
+    claim: str
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    closest: float = math.inf  #: smallest |r − 1| among decided cases
+    counterexample: dict[str, Any] | None = None
+    counterexample_path: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.counterexample is None and self.error is None
+
+    def row(self) -> list[Any]:
+        return [self.optimizer, self.claim, sum(self.counts.values()), self.counts["pass"],
+                self.counts["counterexample"], self.counts["inconclusive"],
+                f"{self.closest:.3g}" if math.isfinite(self.closest) else "—"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer, "claim": self.claim, "counts": dict(self.counts),
+                "reasons": dict(self.reasons),
+                "closest": self.closest if math.isfinite(self.closest) else None,
+                "counterexample": self.counterexample_path, "error": self.error,
+                "seconds": round(self.seconds, 3)}
+
+
+SUMMARY_HEADERS = ["optimizer", "claim", "cases", "pass", "counterexample", "inconclusive",
+                   "closest |r-1|"]
+
+
+@dataclass
+class CheckResult:
+    """The claims' results for one optimizer; ``ok`` when nothing failed."""
+
+    optimizer: str
+    results: list[ClaimResult]
+    run_dir: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def __str__(self) -> str:
+        from tabulate import tabulate
+
+        lines = [tabulate([r.row() for r in self.results], headers=SUMMARY_HEADERS)]
+        for r in self.results:
+            if r.error:
+                lines.append(f"ERROR {r.optimizer}/{r.claim}: {r.error}")
+            if r.counterexample:
+                v = r.counterexample["verdict"]
+                lines.append(f"COUNTEREXAMPLE {r.optimizer}/{r.claim}: {v['reason']}"
+                             + (f"\n  replay: dynverify replay {r.counterexample_path}"
+                                if r.counterexample_path else ""))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+# -- case generation ---------------------------------------------------------------------
+
+def _region_or_none(opt: Any) -> Region | None:
+    if opt.outside_hypotheses:
+        return None
+    try:
+        return filter_of(opt)
+    except NotDifferentiableError:
+        return None
+
+
+@st.composite
+def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
+    """A case for ``claim`` on the registered optimizer (None: no such case exists)."""
+    import strategies as S
+
+    hp = draw(reg.strategy())
+    opt = reg.build(**hp)
+    region = _region_or_none(opt)
+    smoothness = "C3" if opt.hessian_in_map else "C2"
+    if claim == "convergence_filters":
+        f = draw(S.landscapes())
+        spread = float(getattr(f, "spread", 2.0))
+        X0 = draw(S.initial_points(np.zeros(f.dim), spread, N_FREE_POINTS))
+        return Case(opt, f, X0, region=region)
+    placement = draw(st.sampled_from(PLACEMENT[claim]))
+    # sam (no filter): any region will do; its claims answer "outside hypotheses"
+    where = region if region is not None else Region([(0.0, 1.0)])
+    try:
+        spec_strategy = S.spectra(region=where, placement=placement)
+        f = draw(S.planted_functions(spectra=spec_strategy, smoothness=smoothness))
+    except InvalidArgument as exc:
+        note(f"no {placement} spectrum for {opt!r}: {exc}")
+        return None
+    radius = float(f.quadratic_radius())
+    X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
+    relations: list[Relation] = []
+    if claim == "metamorphic":
+        Q = draw(S.rotations(f.dim))
+        relations.append(Relation("rotation", {"Q": np.asarray(Q).tolist()}))
+        if reg.scaling is not None:
+            c = draw(st.sampled_from([0.5, 2.0, 4.0, 0.25]))
+            relations.append(Relation("scaling", {"c": c, "exponents": dict(reg.scaling)}))
+        for overrides, ref in reg.reductions:
+            relations.append(Relation("reduction", {"overrides": dict(overrides),
+                                                    "reference": ref}))
+    return Case(opt, f, X0, x_star=np.asarray(f.x_star, dtype=float),
+                spectrum=tuple(float(v) for v in f.spectrum), region=region,
+                relations=tuple(relations))
+
+
+# -- records -----------------------------------------------------------------------------
+
+def _optimizer_json(reg: Registration, case: Case) -> dict[str, Any]:
+    fac = reg.factory
+    path = f"{getattr(fac, '__module__', '')}:{getattr(fac, '__qualname__', '')}"
+    return {"name": reg.name, "hyperparameters": _jsonable(dict(case.optimizer.hyperparameters)),
+            "source": reg.source, "factory": path if "<" not in path else None}
+
+
+def case_record(reg: Registration, claim: str, case: Case, verdict: Verdict) -> dict[str, Any]:
+    """The JSON line of one checked case."""
+    ev = verdict.evidence
+    r = ev.get("spectral_radius")
+    return {"optimizer": _optimizer_json(reg, case), "claim": claim,
+            "outcome": verdict.outcome.value, "reason": verdict.reason,
+            "spectral_radius": r, "spectrum": ev.get("spectrum"), "region": ev.get("region_str"),
+            "boundary_distance": ev.get("boundary_distance"), "dim": case.function.dim}
+
+
+def counterexample_record(reg: Registration, claim: str, case: Case, verdict: Verdict,
+                          blob: str | None) -> dict[str, Any]:
+    """Everything needed to rebuild and re-run the case, plus the verdict."""
+    try:
+        fspec: Any = case.function.spec()
+    except NotImplementedError:
+        fspec = None
+    return {"claim": claim, "optimizer": _optimizer_json(reg, case), "function": fspec,
+            "function_repr": repr(case.function),
+            "x_star": _jsonable(case.x_star), "spectrum": _jsonable(case.spectrum),
+            "X0": _jsonable(case.X0), "relations": [r.to_json() for r in case.relations],
+            "verdict": verdict.to_json(),
+            "reproduce": {"hypothesis": blob} if blob else {}}
+
+
+def _closeness(v: Verdict) -> float:
+    r = v.evidence.get("spectral_radius")
+    return abs(float(r) - 1.0) if isinstance(r, (int, float)) else math.inf
+
+
+# -- the driver ----------------------------------------------------------------------------
+
+class ClaimRunner:
+    """Judges, records and counts the cases of one claim on one optimizer.
+
+    ``execute`` is the body of the Hypothesis property: it records the case, emits
+    ``event``/``note``/``target`` and raises on a counterexample so that Hypothesis shrinks
+    it. Once a counterexample is seen, later executions are shrinking replays: they are
+    not counted, and the last failing one (the minimal example) is kept.
+    """
+
+    def __init__(self, reg: Registration, claim: str, *, writer: RunWriter | None = None,
+                 settings: Settings = DEFAULT_SETTINGS, use_target: bool = False,
+                 on_case: Callable[[Verdict], None] | None = None) -> None:
+        if claim not in CLAIMS:
+            raise ValueError(f"unknown claim {claim!r}; known: {', '.join(CLAIMS)}")
+        self.reg, self.claim, self.writer, self.settings = reg, claim, writer, settings
+        self.use_target, self.on_case = use_target, on_case
+        self.result = ClaimResult(reg.name, claim)
+        self.failing: tuple[Case, Verdict] | None = None
+
+    def strategy(self) -> st.SearchStrategy[Case | None]:
+        return cases(self.reg, self.claim)
+
+    def execute(self, case: Case | None) -> Verdict:
+        if case is None:
+            verdict = Verdict(self.claim, Outcome.INCONCLUSIVE, "no-such-case", {},
+                              self.settings.to_json())
+        else:
+            verdict = CLAIMS[self.claim](case, self.settings)
+        event(f"{verdict.outcome.value}: {verdict.reason}"[:80])
+        note(f"{verdict}\nevidence: {verdict.evidence}")
+        closeness = _closeness(verdict)
+        if self.use_target and math.isfinite(closeness) and verdict.reason != "boundary-band":
+            target(-closeness, label="-|r-1|")
+        if verdict.outcome is Outcome.COUNTEREXAMPLE:
+            assert case is not None
+            self.failing = (case, verdict)
+            raise _Counterexample(f"{self.reg.name}/{self.claim}: {verdict}")
+        if self.failing is None:
+            self.result.counts[verdict.outcome.value] += 1
+            if verdict.outcome is Outcome.INCONCLUSIVE:
+                self.result.reasons[verdict.reason] += 1
+            else:
+                self.result.closest = min(self.result.closest, closeness)
+            if self.writer is not None and case is not None:
+                self.writer.case(case_record(self.reg, self.claim, case, verdict))
+            if self.on_case is not None:
+                self.on_case(verdict)
+        return verdict
+
+    def finish(self, exc: BaseException | None) -> ClaimResult:
+        """Record the minimal counterexample (if any) or the error that ended the run."""
+        if self.failing is not None and isinstance(exc, _Counterexample):
+            case, verdict = self.failing
+            rec = counterexample_record(self.reg, self.claim, case, verdict, _blob(exc))
+            self.result.counts["counterexample"] += 1
+            self.result.counterexample = rec
+            if self.writer is not None:
+                self.writer.case(case_record(self.reg, self.claim, case, verdict))
+                self.result.counterexample_path = str(self.writer.counterexample(rec))
+        elif exc is not None:
+            self.result.error = f"{type(exc).__name__}: {exc}"
+        return self.result
+
+
+def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
+              writer: RunWriter | None = None, settings: Settings = DEFAULT_SETTINGS,
+              on_case: Callable[[Verdict], None] | None = None) -> ClaimResult:
+    """Run one claim on one optimizer through Hypothesis and collect the result."""
+    runner = ClaimRunner(reg, claim, writer=writer, settings=settings, on_case=on_case,
+                         use_target=hypothesis_settings.max_examples >= 500)
+
+    @hsettings(hypothesis_settings, report_multiple_bugs=False)
+    @given(runner.strategy())
+    def prop(case: Case | None) -> None:
+        runner.execute(case)
+
+    start = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        prop()
+    except Exception as exc:  # noqa: BLE001 -- one broken claim must not stop the others
+        error = exc
+    runner.result.seconds = time.perf_counter() - start
+    return runner.finish(error)
+
+
+def _blob(exc: BaseException) -> str | None:
+    text = "\n".join(getattr(exc, "__notes__", []) or [])
+    m = re.search(r"@reproduce_failure\([^)]*\)", text)
+    return m.group(0) if m else None
+
+
+def check_optimizer(factory: Any, *, hyperparameters: Any = None,
+                    claims: Iterable[str] | None = None, profile: str = "ci",
+                    reports: str | Path | None = None, settings: Settings = DEFAULT_SETTINGS,
+                    writer: RunWriter | None = None) -> CheckResult:
+    """Run the claims on one optimizer and return per-claim results.
+
+    Args:
+        factory: a factory, a registered name, ``"module:factory"`` or a Registration.
+        hyperparameters: a Hypothesis strategy of hyperparameter dicts (overrides the
+            registration's).
+        claims: claim names (default: all five).
+        profile: Hypothesis profile: ``dev``, ``ci`` or ``deep``.
+        reports: directory of run directories to record into (None: no records).
+
+    Example::
+
+        assert dynverify.check_optimizer(my_optimizer, profile="dev").ok
+    """
+    from dataclasses import replace
+
+    from dynverify.profiles import register_profiles
+
+    register_profiles()
+    reg = resolve(factory)
+    if hyperparameters is not None:
+        reg = replace(reg, hyperparameters=hyperparameters)
+    hs = hsettings.get_profile(profile)
+    own = writer is None and reports is not None
+    if own:
+        writer = RunWriter(reports, meta={"profile": profile, "optimizers": [reg.name]})
+    results: list[ClaimResult] = []
+    try:
+        for c in claims or CLAIMS:
+            results.append(run_claim(reg, c, hypothesis_settings=hs, writer=writer,
+                                     settings=settings))
+    finally:
+        if own and writer is not None:
+            writer.summary({"results": [r.to_json() for r in results]})
+            writer.close()
+    return CheckResult(reg.name, results, str(writer.dir) if writer is not None else None)
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Replay:
+    """A counterexample re-run: the recorded verdict and the new one."""
+
+    recorded: dict[str, Any]
+    verdict: Verdict
+
+    @property
+    def reproduces(self) -> bool:
+        return self.verdict.outcome is Outcome.COUNTEREXAMPLE
+
+
+def rebuild_case(rec: dict[str, Any]) -> tuple[Registration, Case]:
+    """The registration and case of a counterexample record (ReportError if impossible)."""
+    opt_rec = rec["optimizer"]
+    try:
+        try:
+            reg = resolve(opt_rec["name"])
+        except LookupError:
+            if not opt_rec.get("factory"):
+                raise
+            reg = resolve(opt_rec["factory"])
+        opt = reg.build(**opt_rec.get("hyperparameters", {}))
+        if rec.get("function") is None:
+            raise ReportError("the counterexample's function has no JSON spec")
+        f = from_spec(rec["function"])
+        X0 = np.asarray(rec["X0"], dtype=float)
+        x_star = None if rec.get("x_star") is None else np.asarray(rec["x_star"], dtype=float)
+        spectrum = None if rec.get("spectrum") is None else tuple(rec["spectrum"])
+        relations = tuple(Relation.from_json(r) for r in rec.get("relations", []))
+    except ReportError:
+        raise
+    except (LookupError, KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"cannot rebuild the case: {type(exc).__name__}: {exc}") from exc
+    return reg, Case(opt, f, X0, x_star=x_star, spectrum=spectrum,
+                     region=_region_or_none(opt), relations=relations)
+
+
+def replay(path: str | Path) -> Replay:
+    """Rebuild the case of a counterexample file and run its claim again."""
+    rec = read_counterexample(path)
+    _, case = rebuild_case(rec)
+    claim = rec["claim"]
+    if claim not in CLAIMS:
+        raise ReportError(f"{path}: unknown claim {claim!r}")
+    settings = Settings.from_json(rec["verdict"].get("settings", {}))
+    return Replay(rec, CLAIMS[claim](case, settings))

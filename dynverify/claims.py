@@ -1,0 +1,572 @@
+"""The five claims of DESIGN.md §3 as functions from a case to a verdict.
+
+Notation: z̄ = init(x̄) the lifted fixed point of a critical point x̄, J = Jac G(z̄),
+r = ρ(J), R the optimizer's filter (declared, else derived). Each claim returns a
+:class:`Verdict` (pass / counterexample / inconclusive with a reason) carrying its
+evidence and the settings it used; none of them raises on a failing optimizer.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dynverify.derive import derive_region
+from dynverify.engine import RunResult, Status, run, step_budget
+from dynverify.errors import FunctionError, NotDifferentiableError, OptimizerError
+from dynverify.functions import TestFunction
+from dynverify.linearize import apply_step, check_spectral_reduction, lifted_state, spectral_radius
+from dynverify.optimizer import Optimizer
+from dynverify.regions import Region
+
+
+class Outcome(str, enum.Enum):
+    """What a claim concluded on one case."""
+
+    PASS = "pass"
+    COUNTEREXAMPLE = "counterexample"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tolerances, margins and budgets of the claims (all recorded in every verdict).
+
+    Attributes:
+        boundary_band: δ; cases with |r − 1| < δ are inconclusive (claims 1–3).
+        tol: a run converged when its estimated distance to its limit is < tol.
+        target_tol: a converged run is at x̄ when ‖x∞ − x̄‖ ≤ target_tol.
+        fixed_point_tol: ‖G(init(x̄)) − init(x̄)‖ allowed at a critical point.
+        rate_tol: claim 3 passes when the median observed rate is within
+            max(rate_tol, 0.25·(1 − r)) of r.
+        budget_factor: step budgets are budget_factor × the predicted number of steps.
+        max_steps: hard cap of any budget.
+        escape_factor: runs farther than escape_factor × (1 + ‖x̄‖ + radius) escape.
+        grad_tol: a limit x∞ is critical when ‖∇f(x∞)‖ ≤ grad_tol·(1 + ‖x∞‖) (claim 4).
+        eig_band: claim 4 tolerates Hessian eigenvalues outside R by eig_band·scale(R).
+        metamorphic_steps: steps compared by claim 5; metamorphic_rtol its tolerance.
+    """
+
+    boundary_band: float = 0.02
+    tol: float = 1e-10
+    target_tol: float = 1e-6
+    fixed_point_tol: float = 1e-10
+    rate_tol: float = 0.02
+    budget_factor: float = 3.0
+    max_steps: int = 20_000
+    escape_factor: float = 1e4
+    grad_tol: float = 1e-6
+    eig_band: float = 1e-3
+    metamorphic_steps: int = 12
+    metamorphic_rtol: float = 1e-7
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+DEFAULT_SETTINGS = Settings()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One generated case: an optimizer, a function, a planted point and initial points.
+
+    ``x_star`` is the planted critical point (None on free-run landscapes), ``spectrum``
+    the exact planted Hessian spectrum when known, ``X0`` the (N, d) initial points.
+    """
+
+    optimizer: Optimizer
+    function: TestFunction
+    X0: np.ndarray
+    x_star: np.ndarray | None = None
+    spectrum: tuple[float, ...] | None = None
+    region: Region | None = None
+    relations: tuple[Relation, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's conclusion on one case, with its evidence (JSON-safe) and settings."""
+
+    claim: str
+    outcome: Outcome
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not Outcome.COUNTEREXAMPLE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claim": self.claim, "outcome": self.outcome.value, "reason": self.reason,
+                "evidence": self.evidence, "settings": self.settings}
+
+    def __str__(self) -> str:
+        return f"{self.claim}: {self.outcome.value} ({self.reason})"
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def filter_of(opt: Optimizer) -> Region:
+    """The optimizer's declared filter, else the one derived from its ``step``."""
+    return opt.region if opt.region is not None else derive_region(opt)
+
+
+def _verdict(claim: str, outcome: Outcome, reason: str, settings: Settings,
+             **evidence: Any) -> Verdict:
+    return Verdict(claim, outcome, reason, _jsonable(evidence), settings.to_json())
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, enum.Enum):
+        return x.name.lower() if isinstance(x, Status) else x.value
+    return x
+
+
+def _spectrum(case: Case) -> np.ndarray:
+    if case.spectrum is not None:
+        return np.asarray(case.spectrum, dtype=float)
+    assert case.x_star is not None
+    H = case.function.hess(case.x_star[None, :])[0]
+    return np.linalg.eigvalsh(0.5 * (H + H.T))
+
+
+def _fixed_point_defect(opt: Optimizer, f: TestFunction, x: np.ndarray) -> float:
+    """‖G(z̄) − z̄‖ at z̄ = init(x)."""
+    z = lifted_state(opt, x[None, :])
+    with np.errstate(all="ignore"):
+        new = apply_step(opt, z, f)
+    return float(np.sqrt(sum(np.sum((np.asarray(n) - np.asarray(s)) ** 2)
+                             for n, s in zip(new, z, strict=True))))
+
+
+def _counts(res: RunResult) -> dict[str, int]:
+    return {s.name.lower(): n for s, n in res.counts().items()}
+
+
+def _run_summary(res: RunResult) -> dict[str, Any]:
+    finite = res.distance[np.isfinite(res.distance)]
+    return {
+        "counts": _counts(res),
+        "steps": {"min": int(res.steps.min()), "max": int(res.steps.max())},
+        "final_distance": {"min": float(finite.min()) if finite.size else None,
+                           "max": float(finite.max()) if finite.size else None},
+        "observed_rate_median": (float(np.nanmedian(res.rate))
+                                 if np.isfinite(res.rate).any() else None),
+    }
+
+
+def _guard(claim: str, settings: Settings, body: Callable[[], Verdict]) -> Verdict:
+    """Run a claim; broken optimizers/functions become verdicts, not crashes."""
+    try:
+        return body()
+    except NotDifferentiableError as exc:
+        return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                        error=str(exc))
+    except (OptimizerError, FunctionError) as exc:
+        return _verdict(claim, Outcome.COUNTEREXAMPLE, "error", settings,
+                        error=f"{type(exc).__name__}: {exc}")
+
+
+def _precheck(claim: str, case: Case, settings: Settings) -> Verdict | None:
+    """Common preconditions: the theorem applies, and init(x̄) is a fixed point."""
+    opt = case.optimizer
+    if opt.outside_hypotheses:
+        return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                        why=opt.outside_hypotheses)
+    if case.x_star is not None:
+        defect = _fixed_point_defect(opt, case.function, case.x_star)
+        scale = 1.0 + float(np.max(np.abs(case.x_star)))
+        if not defect <= settings.fixed_point_tol * scale:
+            return _verdict(claim, Outcome.COUNTEREXAMPLE, "init-not-fixed-point", settings,
+                            fixed_point_defect=defect,
+                            expected="G(init(x̄)) = init(x̄) at a critical point x̄")
+    return None
+
+
+def _linearization(case: Case) -> tuple[float, np.ndarray, Region]:
+    assert case.x_star is not None
+    r = spectral_radius(case.optimizer, case.function, case.x_star)
+    lams = _spectrum(case)
+    region = case.region if case.region is not None else filter_of(case.optimizer)
+    return r, lams, region
+
+
+def _boundary_distance(region: Region, lams: np.ndarray) -> float:
+    return float(np.min(np.abs(region.margin(lams)))) if lams.size else math.inf
+
+
+def _ball_radius(case: Case) -> float:
+    assert case.x_star is not None
+    d = np.sqrt(np.sum((case.X0 - case.x_star) ** 2, axis=1))
+    return float(max(d.max(), 1e-300))
+
+
+def _escape(case: Case, settings: Settings, radius: float) -> float:
+    x = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
+    return settings.escape_factor * (1.0 + float(np.linalg.norm(x)) + radius)
+
+
+# -- claim 1 ---------------------------------------------------------------------------
+
+def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
+    """Claim 1: spectrum ⊂ R ⇔ r ≤ 1 (inconclusive when |r − 1| < δ)."""
+    name = "filter_agrees"
+
+    def body() -> Verdict:
+        pre = _precheck(name, case, settings)
+        if pre is not None:
+            return pre
+        r, lams, region = _linearization(case)
+        inside = bool(np.all(region.contains(lams)))
+        ev = dict(spectral_radius=r, spectrum=lams, region=region.to_json(),
+                  region_str=str(region), predicted_inside=inside,
+                  boundary_distance=_boundary_distance(region, lams))
+        if abs(r - 1.0) < settings.boundary_band:
+            return _verdict(name, Outcome.INCONCLUSIVE, "boundary-band", settings, **ev)
+        if inside == (r <= 1.0):
+            return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
+        why = ("spectrum inside the filter but r > 1" if inside
+               else "spectrum outside the filter but r ≤ 1")
+        return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, **ev)
+
+    return _guard(name, settings, body)
+
+
+# -- claims 2 and 3 --------------------------------------------------------------------
+
+def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
+    """Claim 2: r ≥ 1 + δ ⇒ no initial point near x̄ converges to x̄."""
+    name = "unstable_no_convergence"
+
+    def body() -> Verdict:
+        pre = _precheck(name, case, settings)
+        if pre is not None:
+            return pre
+        r, lams, region = _linearization(case)
+        ev: dict[str, Any] = dict(spectral_radius=r, spectrum=lams, region_str=str(region),
+                                  boundary_distance=_boundary_distance(region, lams),
+                                  predicted="no run converges to x̄")
+        if r < 1.0 + settings.boundary_band:
+            return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r < 1 + δ",
+                            settings, **ev)
+        radius = _ball_radius(case)
+        escape = _escape(case, settings, radius)
+        budget = step_budget(r, start=settings.tol, finish=escape,
+                             factor=settings.budget_factor, maximum=settings.max_steps)
+        res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
+                  target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
+        ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
+        n_target = int(np.sum(res.status == Status.CONVERGED_TARGET))
+        if n_target:
+            return _verdict(name, Outcome.COUNTEREXAMPLE,
+                            f"{n_target} of {len(res)} runs converged to an unstable x̄",
+                            settings, **ev)
+        stuck = (res.status == Status.UNDECIDED) & (res.distance <= radius)
+        if stuck.any():
+            return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings, **ev)
+        return _verdict(name, Outcome.PASS, "no run converged to x̄", settings, **ev)
+
+    return _guard(name, settings, body)
+
+
+def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
+    """Claim 3: r ≤ 1 − δ ⇒ every initial point near x̄ converges to x̄ at rate ≈ r."""
+    name = "stable_converges"
+
+    def body() -> Verdict:
+        pre = _precheck(name, case, settings)
+        if pre is not None:
+            return pre
+        r, lams, region = _linearization(case)
+        ev: dict[str, Any] = dict(spectral_radius=r, spectrum=lams, region_str=str(region),
+                                  boundary_distance=_boundary_distance(region, lams),
+                                  predicted=f"every run converges to x̄ at rate ≈ {r:.4g}")
+        if r > 1.0 - settings.boundary_band:
+            return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r > 1 − δ",
+                            settings, **ev)
+        radius = _ball_radius(case)
+        budget = step_budget(r, start=radius, finish=settings.tol,
+                             factor=settings.budget_factor, minimum=100,
+                             maximum=settings.max_steps)
+        res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
+                  target_tol=settings.target_tol, max_steps=budget,
+                  escape_radius=_escape(case, settings, radius))
+        ev.update(budget=budget, observed=_run_summary(res))
+        counts = res.counts()
+        bad = counts[Status.CONVERGED_ELSEWHERE] + counts[Status.ESCAPED] + counts[
+            Status.NONFINITE]
+        if bad:
+            return _verdict(name, Outcome.COUNTEREXAMPLE,
+                            f"{bad} of {len(res)} runs did not converge to a stable x̄",
+                            settings, **ev)
+        if counts[Status.UNDECIDED]:
+            return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings, **ev)
+        rates = res.rate[np.isfinite(res.rate)]
+        observed = float(np.median(rates)) if rates.size else 0.0
+        slack = max(settings.rate_tol, 0.25 * (1.0 - r))
+        ev["rate_slack"] = slack
+        if observed > r + slack:
+            return _verdict(name, Outcome.COUNTEREXAMPLE,
+                            f"observed rate {observed:.4g} slower than predicted {r:.4g}",
+                            settings, **ev)
+        if r > 0.05 and observed < r - slack:
+            return _verdict(name, Outcome.COUNTEREXAMPLE,
+                            f"observed rate {observed:.4g} faster than predicted {r:.4g}",
+                            settings, **ev)
+        return _verdict(name, Outcome.PASS, "all runs converged at the predicted rate",
+                        settings, **ev)
+
+    return _guard(name, settings, body)
+
+
+# -- claim 4 ---------------------------------------------------------------------------
+
+def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
+    """Claim 4: every run that converges to some x∞ satisfies the filter there.
+
+    At a critical x∞ (‖∇f‖ small) the Hessian eigenvalues must lie in R up to
+    eig_band·scale(R); at a non-critical fixed point (SAM-type maps) ρ(Jac G) ≤ 1 + δ.
+    """
+    name = "convergence_filters"
+
+    def body() -> Verdict:
+        opt, f = case.optimizer, case.function
+        if opt.outside_hypotheses:
+            return _verdict(name, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                            why=opt.outside_hypotheses)
+        region = case.region if case.region is not None else filter_of(opt)
+        spread = float(np.max(np.abs(case.X0))) if case.X0.size else 1.0
+        escape = _escape(case, settings, spread)
+        res = run(opt, f, case.X0, target=None, tol=settings.tol,
+                  max_steps=settings.max_steps, escape_radius=escape)
+        ev: dict[str, Any] = dict(region_str=str(region), observed=_run_summary(res))
+        conv = np.flatnonzero(res.status == Status.CONVERGED_ELSEWHERE)
+        if conv.size == 0:
+            return _verdict(name, Outcome.INCONCLUSIVE, "no run converged", settings, **ev)
+        band = settings.eig_band * max(region.scale, 1e-12)
+        Xl = res.x[conv]
+        G = f.grad(Xl)
+        gnorm = np.sqrt(np.sum(G * G, axis=1))
+        critical = gnorm <= settings.grad_tol * (1.0 + np.sqrt(np.sum(Xl * Xl, axis=1)))
+        limits = []
+        worst = math.inf
+        failures = []
+        Hs = f.hess(Xl[critical]) if critical.any() else np.zeros((0, f.dim, f.dim))
+        for k, H in zip(np.flatnonzero(critical), Hs, strict=True):
+            lams = np.linalg.eigvalsh(0.5 * (H + H.T))
+            m = region.margin(lams)
+            worst = min(worst, float(m.min()))
+            limits.append({"x": Xl[k], "critical": True, "eigenvalues": lams})
+            if m.min() < -band:
+                failures.append(limits[-1])
+        for k in np.flatnonzero(~critical):
+            r = spectral_radius(opt, f, Xl[k])
+            limits.append({"x": Xl[k], "critical": False, "grad_norm": gnorm[k],
+                           "spectral_radius": r})
+            if r > 1.0 + settings.boundary_band:
+                failures.append(limits[-1])
+        ev.update(limits=limits[:20], worst_margin=worst, band=band,
+                  n_critical=int(critical.sum()), n_noncritical=int((~critical).sum()))
+        if failures:
+            ev["failing_limits"] = failures[:5]
+            return _verdict(name, Outcome.COUNTEREXAMPLE,
+                            f"{len(failures)} converged runs violate the filter at the limit",
+                            settings, **ev)
+        return _verdict(name, Outcome.PASS, f"{conv.size} converged runs satisfy the filter",
+                        settings, **ev)
+
+    return _guard(name, settings, body)
+
+
+# -- claim 5 ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Relation:
+    """A metamorphic relation, as data so that it is recorded and replayed.
+
+    kinds: ``rotation`` (params ``Q``): a spectral optimizer on f(xQ) from X0Qᵀ follows
+    the rotated trajectory; ``scaling`` (``c``, ``exponents``): f → c·f with each
+    hyperparameter h → h·c^e gives the same trajectory; ``reduction`` (``overrides``,
+    ``reference``): the optimizer with e.g. rho=0 equals the reference (e.g. GD).
+    """
+
+    kind: str
+    params: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": _jsonable(dict(self.params))}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Relation:
+        return cls(str(data["kind"]), dict(data["params"]))
+
+    def __str__(self) -> str:
+        if self.kind == "rotation":
+            return "rotation"
+        if self.kind == "scaling":
+            return f"scaling(c={self.params['c']:g})"
+        ov = ", ".join(f"{k}={v}" for k, v in self.params["overrides"].items())
+        return f"({ov}) ≡ {self.params['reference']}"
+
+
+class RotatedFunction(TestFunction):
+    """g(x) = f(xQ) for a row vector x: f in coordinates rotated by Q."""
+
+    def __init__(self, f: TestFunction, Q: np.ndarray) -> None:
+        self.f, self.Q, self.dim = f, np.asarray(Q, dtype=float), f.dim
+
+    def value(self, X: np.ndarray) -> np.ndarray:
+        return self.f.value(X @ self.Q)
+
+    def grad(self, X: np.ndarray) -> np.ndarray:
+        return self.f.grad(X @ self.Q) @ self.Q.T
+
+    def hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return self.f.hvp(X @ self.Q, V @ self.Q) @ self.Q.T
+
+    def __repr__(self) -> str:
+        return f"RotatedFunction({self.f!r}, Q={self.Q.tolist()!r})"
+
+
+class ScaledFunction(TestFunction):
+    """g = c·f."""
+
+    def __init__(self, f: TestFunction, c: float) -> None:
+        self.f, self.c, self.dim = f, float(c), f.dim
+
+    def value(self, X: np.ndarray) -> np.ndarray:
+        return self.c * self.f.value(X)
+
+    def grad(self, X: np.ndarray) -> np.ndarray:
+        return self.c * self.f.grad(X)
+
+    def hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return self.c * self.f.hvp(X, V)
+
+    def __repr__(self) -> str:
+        return f"ScaledFunction({self.f!r}, c={self.c!r})"
+
+
+Setup = tuple[Optimizer, TestFunction, np.ndarray]
+
+
+def _relation_setups(rel: Relation, case: Case,
+                     resolve: Callable[[str], Callable[..., Optimizer]]
+                     ) -> tuple[Setup, Setup, Callable[[np.ndarray], np.ndarray]]:
+    import inspect
+
+    opt, f, X0 = case.optimizer, case.function, case.X0
+    hp = dict(opt.hyperparameters)
+    if rel.kind == "rotation":
+        Q = np.asarray(rel.params["Q"], dtype=float)
+        return (opt, f, X0), (opt, RotatedFunction(f, Q), X0 @ Q.T), lambda X: X @ Q
+    factory = resolve(opt.name)
+    if rel.kind == "scaling":
+        c = float(rel.params["c"])
+        scaled = {k: (v * c ** float(rel.params["exponents"][k])
+                      if k in rel.params["exponents"] else v) for k, v in hp.items()}
+        return (opt, f, X0), (factory(**scaled), ScaledFunction(f, c), X0), lambda X: X
+    if rel.kind == "reduction":
+        a_hp = {**hp, **rel.params["overrides"]}
+        reference = resolve(str(rel.params["reference"]))
+        params = inspect.signature(reference).parameters
+        b = reference(**{k: v for k, v in a_hp.items() if k in params})
+        return (factory(**a_hp), f, X0), (b, f, X0), lambda X: X
+    raise ValueError(f"unknown metamorphic relation kind {rel.kind!r}")
+
+
+def _trajectory(setup: Setup, steps: int) -> np.ndarray:
+    opt, f, X0 = setup
+    state = lifted_state(opt, np.asarray(X0, dtype=float))
+    out = []
+    with np.errstate(all="ignore"):
+        for t in range(1, steps + 1):
+            state = apply_step(opt, state, f, t)
+            out.append(np.array(opt.position(state), dtype=float))
+    return np.stack(out)
+
+
+def metamorphic(case: Case, settings: Settings = DEFAULT_SETTINGS,
+                resolve: Callable[[str], Callable[..., Optimizer]] | None = None) -> Verdict:
+    """Claim 5: each relation in ``case.relations`` holds step by step.
+
+    Positions of the two set-ups must agree to metamorphic_rtol·max‖xₜ‖ for
+    metamorphic_steps steps (rows that become non-finite in both are ignored). Rotation
+    invariance is only expected of optimizers whose per-eigenvalue reduction holds.
+    """
+    name = "metamorphic"
+    if resolve is None:
+        from dynverify.registry import resolve_factory as resolve
+
+    def body() -> Verdict:
+        if not case.relations:
+            return _verdict(name, Outcome.INCONCLUSIVE, "no-relations", settings)
+        results = []
+        failed = []
+        for rel in case.relations:
+            if rel.kind == "rotation" and not case.optimizer.outside_hypotheses:
+                if not check_spectral_reduction(case.optimizer, dim=2, trials=2).holds:
+                    results.append({"relation": str(rel), "holds": None,
+                                    "why": "per-eigenvalue reduction fails: not expected"})
+                    continue
+            a, b, back = _relation_setups(rel, case, resolve)
+            Ta, Tb = _trajectory(a, settings.metamorphic_steps), _trajectory(
+                b, settings.metamorphic_steps)
+            Tb = np.stack([back(x) for x in Tb])
+            both = np.isfinite(Ta) & np.isfinite(Tb)
+            same_nan = np.isfinite(Ta) == np.isfinite(Tb)
+            size = np.max(np.where(np.isfinite(Ta), np.abs(Ta), 0.0), axis=(1, 2),
+                          keepdims=True)
+            err = np.abs(Ta - Tb) / np.maximum(size, 1e-300)
+            worst = float(np.max(np.where(both, err, 0.0), initial=0.0))
+            holds = bool(worst <= settings.metamorphic_rtol and same_nan.all())
+            results.append({"relation": str(rel), "holds": holds, "max_relative_error": worst,
+                            "first_bad_step": (int(np.argmax(np.any(
+                                (err > settings.metamorphic_rtol) & both, axis=(1, 2)))) + 1
+                                if not holds else None)})
+            if not holds:
+                failed.append(str(rel))
+        ev = {"relations": results}
+        if failed:
+            return _verdict(name, Outcome.COUNTEREXAMPLE, f"relation fails: {', '.join(failed)}",
+                            settings, **ev)
+        if all(r["holds"] is None for r in results):
+            return _verdict(name, Outcome.INCONCLUSIVE, "no-applicable-relation", settings, **ev)
+        return _verdict(name, Outcome.PASS, "all relations hold", settings, **ev)
+
+    return _guard(name, settings, body)
+
+
+#: claims by name, in DESIGN.md order
+CLAIMS: dict[str, Callable[..., Verdict]] = {
+    "filter_agrees": filter_agrees,
+    "unstable_no_convergence": unstable_no_convergence,
+    "stable_converges": stable_converges,
+    "convergence_filters": convergence_filters,
+    "metamorphic": metamorphic,
+}
