@@ -123,8 +123,13 @@ class Region:
     def __str__(self) -> str:
         if not self.intervals:
             return "∅"
+        tiny = 1e-12 * self.scale  # numerical zeros print as 0
+
+        def fmt(x: float) -> str:
+            return "0" if abs(x) <= tiny else _fmt(x)
+
         return " ∪ ".join(
-            f"{{{_fmt(lo)}}}" if lo == hi else f"[{_fmt(lo)}, {_fmt(hi)}]"
+            f"{{{fmt(lo)}}}" if lo == hi else f"[{fmt(lo)}, {fmt(hi)}]"
             for lo, hi in self.intervals
         )
 
