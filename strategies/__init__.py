@@ -1,1 +1,49 @@
-"""Hypothesis strategies for dynverify (spectra, rotations, planted functions, ...)."""
+"""Hypothesis strategies for dynverify: spectra, rotations, planted functions, landscapes,
+hyperparameters and initial points.
+
+Every strategy follows Hypothesis' API style: plural names, keyword-only bounds,
+impossible arguments raise ``hypothesis.errors.InvalidArgument`` when drawn from, and
+values shrink toward the simplest case (dimension 1, identity rotation, no extra terms).
+
+Example:
+    >>> from hypothesis import given
+    >>> from dynverify.optimizers import gradient_descent
+    >>> opt = gradient_descent(lr=0.1)
+    >>> fs = planted_functions(spectra=spectra(region=opt.region, placement="outside"))
+"""
+
+from strategies._functions import LANDSCAPE_KINDS, landscapes, planted_functions
+from strategies._hyper import (
+    declare_hyperparameters,
+    hyperparameters,
+    initial_points,
+    register_hyperparameters,
+)
+from strategies._spectra import (
+    PLACEMENTS,
+    boundary_spectra,
+    givens_product,
+    margin_scale,
+    placement_sets,
+    rotations,
+    spectra,
+    unit_vectors,
+)
+
+__all__ = [
+    "LANDSCAPE_KINDS",
+    "PLACEMENTS",
+    "boundary_spectra",
+    "declare_hyperparameters",
+    "givens_product",
+    "hyperparameters",
+    "initial_points",
+    "landscapes",
+    "margin_scale",
+    "placement_sets",
+    "planted_functions",
+    "register_hyperparameters",
+    "rotations",
+    "spectra",
+    "unit_vectors",
+]

@@ -1,0 +1,290 @@
+"""Eigenvalue spectra placed relative to a Region, and rotations that shrink to I."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from dynverify.regions import Region
+
+Intervals = list[tuple[float, float]]
+
+PLACEMENTS = ("inside", "outside", "mixed")
+
+
+def margin_scale(region: Region) -> float:
+    """s = min(region.scale, narrowest bounded non-degenerate interval): the unit of margins.
+
+    Decidability near a boundary point depends on how fast the filter polynomial moves
+    across the adjacent interval, i.e. on that interval's width, not on how far the
+    interval lies from 0 (USAM's negative band at −1/ρ is narrow and far for small ρ).
+    For a single interval [0, c] this is c = region.scale.
+    """
+    widths = [hi - lo for lo, hi in region.intervals if lo < hi and math.isfinite(hi - lo)]
+    scale = region.scale
+    if scale < 1e-100:  # no finite nonzero endpoint: fall back to unit scale
+        scale = min(widths, default=1.0)
+    return min([scale, *widths])
+
+
+# -- interval-set helpers (sorted disjoint closed intervals) --------------------------
+
+def _clip(ivs: Intervals, lo: float, hi: float) -> Intervals:
+    out = [(max(a, lo), min(b, hi)) for a, b in ivs]
+    return [(a, b) for a, b in out if a <= b]
+
+
+def _remove_open(ivs: Intervals, a: float, b: float) -> Intervals:
+    """ivs minus the open interval (a, b)."""
+    out: Intervals = []
+    for lo, hi in ivs:
+        if hi <= a or lo >= b:
+            out.append((lo, hi))
+            continue
+        if lo <= a:
+            out.append((lo, a))
+        if hi >= b:
+            out.append((b, hi))
+    return out
+
+
+def _complement(region: Region, lo: float, hi: float) -> Intervals:
+    """Closure of [lo, hi] minus the region."""
+    out: Intervals = []
+    cur = lo
+    for a, b in region.intervals:
+        if a > cur:
+            out.append((cur, min(a, hi)))
+        cur = max(cur, b)
+    if cur < hi:
+        out.append((cur, hi))
+    return _clip(out, lo, hi)
+
+
+def _by_distance_to_zero(ivs: Intervals) -> Intervals:
+    # shrinking moves the interval index to 0, so the first interval is the simplest
+    return sorted(ivs, key=lambda iv: 0.0 if iv[0] <= 0.0 <= iv[1] else min(map(abs, iv)))
+
+
+def _draw_in(draw: Any, ivs: Intervals) -> float:
+    i = draw(st.integers(0, len(ivs) - 1)) if len(ivs) > 1 else 0
+    lo, hi = ivs[i]
+    return float(draw(st.floats(lo, hi, allow_nan=False, allow_infinity=False,
+                                allow_subnormal=False)))
+
+
+# -- validation -------------------------------------------------------------------------
+
+def _check_region(region: Any) -> Region:
+    if not isinstance(region, Region):
+        raise InvalidArgument(
+            f"region must be a dynverify.Region, got {region!r} (an optimizer without a "
+            "declared filter has region=None: derive one with dynverify.derive_region)")
+    return region
+
+
+def _check_dims(min_dim: Any, max_dim: Any) -> None:
+    for name, v in (("min_dim", min_dim), ("max_dim", max_dim)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise InvalidArgument(f"{name} must be an integer >= 1, got {v!r}")
+    if min_dim > max_dim:
+        raise InvalidArgument(f"min_dim={min_dim} must be <= max_dim={max_dim}")
+
+
+def _check_real(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False,
+                hi_open: bool = False) -> float:
+    ok = isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+    if ok:
+        v = float(v)
+        ok = (math.isfinite(v) and (v > lo if lo_open else v >= lo)
+              and (v < hi if hi_open else v <= hi))
+    if not ok:
+        rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        raise InvalidArgument(f"{name} must be a real number in {rng}, got {v!r}")
+    return float(v)
+
+
+def _mixed_set(region: Region, s: float, ms: float, window: float,
+               allow_negative: bool) -> Intervals:
+    W = window * max(region.scale, s)
+    ivs = _remove_open([(-W, W)], -ms, ms)  # nonzero eigenvalues keep |λ| ≥ margin·s
+    return ivs if allow_negative else _clip(ivs, 0.0, math.inf)
+
+
+def placement_sets(region: Region, *, margin: float = 0.05, window: float = 3.0,
+                   allow_negative: bool = True) -> dict[str, Intervals]:
+    """The closed sets each nonzero eigenvalue is drawn from, per placement.
+
+    With s = :func:`margin_scale` and W = window·max(region.scale, s): "inside" is
+    {λ : dist(λ, ℝ∖R) ≥ margin·s} on non-degenerate intervals, "outside" is
+    {|λ| ≤ W : dist(λ, R) ≥ margin·s}, "mixed" is [−W, W]; all exclude |λ| < margin·s.
+    """
+    s = margin_scale(region)
+    ms = margin * s
+    W = window * max(region.scale, s)
+    mixed = _mixed_set(region, s, ms, window, allow_negative)
+    inside = [(lo + ms, hi - ms) for lo, hi in region.intervals if lo + ms <= hi - ms]
+    outside = _complement(region, -W, W)
+    for b in region.boundary():
+        outside = _remove_open(outside, b - ms, b + ms)
+    sets = {"inside": _clip(inside, -W, W), "outside": outside}
+    for key in sets:
+        ivs = _remove_open(sets[key], -ms, ms)
+        sets[key] = ivs if allow_negative else _clip(ivs, 0.0, math.inf)
+    sets["mixed"] = mixed
+    return {k: _by_distance_to_zero(v) for k, v in sets.items()}
+
+
+@st.composite
+def spectra(draw: Any, *, region: Region, placement: str = "inside", min_dim: int = 1,
+            max_dim: int = 4, margin: float = 0.05, window: float = 3.0,
+            allow_negative: bool = True, allow_zero: bool = False) -> tuple[float, ...]:
+    """Eigenvalue tuples λ ∈ ℝᵈ placed relative to ``region`` R, with margin m·s.
+
+    s = :func:`margin_scale` (R), W = window·max(R.scale, s). Every nonzero λᵢ has
+    m·s ≤ |λᵢ| ≤ W (no subnormals); exact zeros only with ``allow_zero``.
+
+    - "inside": every λᵢ ∈ R at distance ≥ m·s from ℝ∖R (isolated points of R are
+      skipped: they cannot host an eigenvalue with a margin);
+    - "outside": at least one λᵢ at distance ≥ m·s from R, the others "mixed";
+    - "mixed": anything in [−W, W].
+
+    Shrinks toward dimension ``min_dim``, no zeros, and simple values.
+
+    Example:
+        >>> from dynverify.optimizers import gradient_descent
+        >>> s = spectra(region=gradient_descent(lr=0.1).region, placement="outside")
+    """
+    region = _check_region(region)
+    if placement not in PLACEMENTS:
+        raise InvalidArgument(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+    _check_dims(min_dim, max_dim)
+    margin = _check_real("margin", margin, 0.0, 0.5, lo_open=True, hi_open=True)
+    window = _check_real("window", window, 1.0, 1e6, lo_open=True)
+    if region.empty:
+        if placement == "inside":
+            raise InvalidArgument("region is empty: no spectrum can be placed inside it")
+        region_for_scale = Region([(-1.0, 1.0)])
+        s = margin_scale(region_for_scale)
+        sets = placement_sets(region_for_scale, margin=margin, window=window,
+                              allow_negative=allow_negative)
+        sets["outside"] = sets["mixed"]
+    else:
+        s = margin_scale(region)
+        sets = placement_sets(region, margin=margin, window=window,
+                              allow_negative=allow_negative)
+    ms = margin * s
+    if placement == "inside" and allow_zero and not region.margin(0.0) >= ms:
+        raise InvalidArgument(
+            f"allow_zero=True with placement='inside', but 0 is not inside {region} with "
+            f"margin {margin}·{s:.4g}")
+    main = sets[placement]
+    if not main:
+        why = {"inside": "has no interval wider than 2·margin·scale"
+                         + ("" if allow_negative else " on the positive axis (allow_negative)"),
+               "outside": "leaves no room outside it within the window"}.get(placement, "")
+        raise InvalidArgument(
+            f"placement={placement!r} is impossible: region {region} {why} "
+            f"(margin={margin}, scale={s:.4g}, window={window})")
+    if placement == "outside" and not sets["mixed"]:
+        raise InvalidArgument("no room for the other eigenvalues (allow_negative, window)")
+
+    dim = draw(st.integers(min_dim, max_dim))
+    others = sets["inside"] if placement == "inside" else sets["mixed"]
+    lams = []
+    for _ in range(dim):
+        if allow_zero and draw(st.booleans()):
+            lams.append(0.0)
+        else:
+            lams.append(_draw_in(draw, others))
+    if placement == "outside":
+        lams[draw(st.integers(0, dim - 1))] = _draw_in(draw, main)
+    return tuple(lams)
+
+
+@st.composite
+def boundary_spectra(draw: Any, *, region: Region, min_dim: int = 1, max_dim: int = 4,
+                     band: float = 1e-9, margin: float = 0.05, window: float = 3.0,
+                     allow_negative: bool = True, allow_zero: bool = False
+                     ) -> tuple[float, ...]:
+    """Eigenvalue tuples with at least one λᵢ ∈ [b − band·s, b + band·s], b ∈ ∂R.
+
+    s = :func:`margin_scale` (R). The offset from b shrinks to 0 (λᵢ = b exactly) and
+    b to the boundary point nearest 0; the other eigenvalues are drawn as by
+    ``spectra(placement="mixed")``. For probing the undecidable band of a filter.
+    """
+    region = _check_region(region)
+    _check_dims(min_dim, max_dim)
+    band = _check_real("band", band, 0.0, 0.5)
+    margin = _check_real("margin", margin, 0.0, 0.5, lo_open=True, hi_open=True)
+    window = _check_real("window", window, 1.0, 1e6, lo_open=True)
+    points = sorted((b for b in region.boundary() if allow_negative or b >= 0.0), key=abs)
+    if not points:
+        raise InvalidArgument(
+            f"region {region} has no finite boundary point"
+            + ("" if allow_negative else " >= 0 (allow_negative=False)"))
+    s = margin_scale(region)
+    others = placement_sets(region, margin=margin, window=window,
+                            allow_negative=allow_negative)["mixed"]
+    dim = draw(st.integers(min_dim, max_dim))
+    lams = []
+    for _ in range(dim):
+        if allow_zero and draw(st.booleans()):
+            lams.append(0.0)
+        else:
+            lams.append(_draw_in(draw, others))
+    b = points[draw(st.integers(0, len(points) - 1))] if len(points) > 1 else points[0]
+    lo = 0.0 if (b == 0.0 and not allow_negative) else -band * s
+    offset = draw(st.floats(lo, band * s, allow_nan=False, allow_infinity=False,
+                            allow_subnormal=False)) if band > 0 else 0.0
+    lams[draw(st.integers(0, dim - 1))] = float(b + offset)
+    return tuple(lams)
+
+
+def givens_product(angles: Any, dim: int) -> np.ndarray:
+    """∏_{i<j} G(i, j, θᵢⱼ) (pairs in lexicographic order): orthogonal, det 1, I at θ = 0."""
+    Q = np.eye(dim)
+    k = 0
+    for i in range(dim):
+        for j in range(i + 1, dim):
+            c, s = math.cos(angles[k]), math.sin(angles[k])
+            G = np.eye(dim)
+            G[i, i] = G[j, j] = c
+            G[i, j], G[j, i] = -s, s
+            Q = Q @ G
+            k += 1
+    return Q
+
+
+@st.composite
+def rotations(draw: Any, dim: int) -> np.ndarray:
+    """Q ∈ SO(d) as a product of d(d−1)/2 Givens rotations, angles θ ∈ [−π, π] → 0.
+
+    Every rotation is reachable (Euler angles), and every angle shrinks to 0, so the
+    minimal example is the identity.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise InvalidArgument(f"dim must be an integer >= 1, got {dim!r}")
+    angle = st.floats(-math.pi, math.pi, allow_nan=False, allow_subnormal=False)
+    angles = [draw(angle) for _ in range(dim * (dim - 1) // 2)]
+    return givens_product(angles, int(dim))
+
+
+@st.composite
+def unit_vectors(draw: Any, dim: int) -> np.ndarray:
+    """a ∈ S^{d−1} in spherical coordinates, angles → 0, so a shrinks to e₁."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise InvalidArgument(f"dim must be an integer >= 1, got {dim!r}")
+    angle = st.floats(-math.pi, math.pi, allow_nan=False, allow_subnormal=False)
+    a = np.zeros(dim)
+    sin_prod = 1.0
+    for i in range(dim - 1):
+        th = draw(angle)
+        a[i] = sin_prod * math.cos(th)
+        sin_prod *= math.sin(th)
+    a[dim - 1] = sin_prod
+    return a / np.linalg.norm(a)
