@@ -144,7 +144,11 @@ class Region:
     @classmethod
     def from_json(cls, data: Any) -> Region:
         if isinstance(data, str):
-            data = json.loads(data)
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"Region JSON is not valid JSON ({exc}): {data!r:.100}"
+                                 ) from exc
         if not isinstance(data, list):
             raise ValueError(f"Region JSON must be a list of [lo, hi] pairs, got {data!r}")
         return cls([(_dec(lo), _dec(hi)) for lo, hi in (_as_pair(x) for x in data)])
