@@ -7,7 +7,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 from dynverify.functions import from_spec
@@ -18,6 +18,8 @@ from strategies import planted_functions, spectra
 
 REGION = Region([(-6.0, -1.0), (0.0, 10.0)])
 FUNCTIONS = planted_functions(spectra=spectra(region=REGION, placement="mixed"))
+#: no explain phase: it re-runs every example under a tracer and costs seconds
+QUICK_PHASES = [Phase.generate, Phase.shrink]
 FUNCTIONS_C3 = planted_functions(spectra=spectra(region=REGION, placement="mixed"),
                                  smoothness="C3")
 
@@ -182,7 +184,7 @@ def test_minimal_counterexample_is_dimension_one_without_terms():
     fs = planted_functions(spectra=spectra(region=region, placement="mixed", max_dim=4))
     seen = []
 
-    @settings(database=None, max_examples=300, derandomize=True)
+    @settings(database=None, max_examples=300, derandomize=True, phases=QUICK_PHASES)
     @given(fs)
     def all_planted_points_are_minima(f):
         seen.append(f)
@@ -194,7 +196,8 @@ def test_minimal_counterexample_is_dimension_one_without_terms():
     assert f.dim == 1 and f.terms == () and f.mu == 0.0 and f.x_star == (0.0,)
     assert repr(f).startswith("PlantedFunction(dim=1, spectrum=(-")
 
-    g = find(fs, lambda f: f.dim >= 2, settings=settings(database=None, derandomize=True))
+    g = find(fs, lambda f: f.dim >= 2,
+             settings=settings(database=None, derandomize=True, phases=QUICK_PHASES))
     assert g.dim == 2 and g.terms == () and np.array_equal(g.rotation, np.eye(2))
 
 
