@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.linalg import expm
 
 from dynverify.functions import TestFunction, as_batch, register_kind
 
@@ -32,6 +31,21 @@ def _finite(values: Any, name: str) -> Array:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite")
     return arr
+
+
+def _expm(Z: Array) -> Array:
+    """Batched matrix exponential: Taylor series of Z/2ˢ (‖Z/2ˢ‖ ≤ ½), squared s times."""
+    norm = float(np.max(np.abs(Z).sum(axis=-1), initial=0.0))
+    s = max(0, math.ceil(math.log2(norm)) + 1) if norm > 0 else 0
+    A = Z / 2.0**s
+    term = np.broadcast_to(np.eye(Z.shape[-1]), Z.shape).copy()
+    out = term.copy()
+    for k in range(1, 20):
+        term = term @ A / k
+        out = out + term
+    for _ in range(s):
+        out = out @ out
+    return out
 
 
 class Product(TestFunction):
@@ -185,9 +199,8 @@ class MatrixFactorization(TestFunction):
         """(U₀G, V₀G⁻ᵀ) with G = exp(Z) for each row of the (n, r²) array Z (row-major)."""
         Z = np.asarray(Z, dtype=float).reshape(-1, self.rank, self.rank)
         U0, V0 = self.split(self._factors(range(min(self.rank, len(self._svd[1])))))
-        G = np.stack([expm(z) for z in Z])
-        Ginv_t = np.stack([expm(-z.T) for z in Z])
-        return self.join(U0 @ G, V0 @ Ginv_t)
+        G = _expm(Z)
+        return self.join(U0 @ G, V0 @ np.swapaxes(np.linalg.inv(G), 1, 2))
 
     def manifold_residual(self, X: Array) -> Array:
         """‖UVᵀ − M_r‖_F with M_r the best rank-r approximation of M."""
@@ -257,7 +270,8 @@ class Wells(TestFunction):
         cols = []
         for i, (kk, rs) in enumerate(zip(self.k, self.roots)):
             fac = [Y[:, i] - r for r in rs]
-            cols.append(kk * sum(np.prod(fac[:j] + fac[j + 1:], axis=0)
+            ones = np.ones_like(Y[:, i])
+            cols.append(kk * sum(np.prod([ones, *fac[:j], *fac[j + 1:]], axis=0)
                                  for j in range(len(fac))))
         return np.stack(cols, axis=1)
 
