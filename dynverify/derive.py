@@ -111,13 +111,15 @@ def _stability_bound(opt: Optimizer, degree: int) -> float | None:
         outer, inner = [], []
         for j in range(1, m + 1):
             c = np.polynomial.Polynomial.fit(x, char[:, j], j * max(degree, 1)).convert()
+            C = comb(m, j)
             size = np.abs(c.coef) * half ** np.arange(c.coef.size)
-            c = np.polynomial.Polynomial(np.where(size <= 1e-10 * np.max(size), 0.0, c.coef)
-                                         ).trim()
+            small = size <= 1e-10 * max(np.max(size), C)
+            c = np.polynomial.Polynomial(np.where(small, 0.0, c.coef)).trim()
             if c.degree() < 1:
                 continue
-            C = comb(m, j)
             roots = (c * c - C ** 2).roots()
+            if roots.size == 0:  # cⱼ² underflows: cⱼ is negligible against C
+                continue
             outer.append(float(np.max(np.abs(roots))))
             # real parts where |cⱼ| is (about) C: the real roots, and the complex pairs
             # that a double real root splits into in floating point
@@ -151,7 +153,8 @@ def _crossing_candidates(opt: Optimizer, L: float, degree: int) -> np.ndarray:
     ρ₁(λ) = 1 needs an eigenvalue μ with |μ| = 1: μ = ±1 (μ² = 1) or a conjugate pair
     with μμ̄ = 1; both make J⊗J − I singular. So every boundary point and every
     isolated point of the filter is a zero of B, which is found by Chebyshev
-    interpolation on [−L, L] and the colleague-matrix eigenvalues.
+    interpolation on [−L, L] and the colleague-matrix eigenvalues (real parts of
+    near-real roots are kept too: rounding moves double zeros off the axis).
     """
     m = linearizations(opt, np.zeros(1)).shape[-1]
     deg = 2 * max(degree, 1) * m * m
@@ -165,22 +168,37 @@ def _crossing_candidates(opt: Optimizer, L: float, degree: int) -> np.ndarray:
         return np.linspace(-L, L, 2001)
     coef = np.polynomial.chebyshev.chebtrim(coef, 1e-14 * np.max(np.abs(coef)))
     roots = np.polynomial.chebyshev.chebroots(coef) if coef.size > 1 else np.array([])
-    keep = (np.abs(roots.imag) <= 1e-4) & (np.abs(roots.real) <= 1.0 + 1e-9)
-    return L * _merge_clusters(np.clip(roots[keep].real, -1.0, 1.0), 1e-6)
+    # A double zero (touch point) far out in a wide range can split into a complex pair
+    # well off the axis; keeping near-real pairs as candidates is harmless (a spurious
+    # candidate only splits a gap, whose midpoints still classify it).
+    keep = (np.abs(roots.imag) <= 0.05) & (np.abs(roots.real) <= 1.0 + 1e-9)
+    return np.sort(L * np.clip(roots[keep].real, -1.0, 1.0))
 
 
-def _merge_clusters(x: np.ndarray, gap: float) -> np.ndarray:
-    """Sorted x with runs of points closer than ``gap`` replaced by their mean.
+def _merge_split_double_zeros(cands: np.ndarray, rho1: Callable[[np.ndarray], np.ndarray],
+                              gap: float) -> np.ndarray:
+    """Sorted candidates with each split double zero of B replaced by its midpoint.
 
     A double zero of B (a touch point) comes out of the root finder as two reals or a
-    complex pair about √ε apart; kept apart, the tiny gap between them would be
+    complex pair about √(ε·cond) apart; kept apart, the tiny gap between them would be
     classified by a midpoint where ρ₁ = 1 to rounding and turn the point into a band.
+    Two consecutive candidates closer than ``gap`` with ρ₁ = 1 (to 1e-6) halfway are
+    such a pair; two genuine crossings have ρ₁ clearly below 1 between them.
     """
-    x = np.sort(x)
-    if x.size == 0:
+    x = np.sort(cands)
+    if x.size < 2:
         return x
-    groups = np.split(x, np.flatnonzero(np.diff(x) > gap) + 1)
-    return np.array([g.mean() for g in groups])
+    mids = 0.5 * (x[:-1] + x[1:])
+    pair = (np.diff(x) <= gap) & (np.abs(rho1(mids) - 1.0) <= 1e-6)
+    out, i = [], 0
+    while i < x.size:
+        if i + 1 < x.size and pair[i]:
+            out.append(mids[i])
+            i += 2
+        else:
+            out.append(x[i])
+            i += 1
+    return np.array(out)
 
 
 def _touch_refine(opt: Optimizer, degree: int, t0: float, w: float) -> float:
@@ -260,7 +278,7 @@ def derive_region(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e
             L = _stability_bound(opt, degree)
         if L is None:  # ρ₁ does not depend on λ
             return Region([(-math.inf, math.inf)]) if rho1(np.zeros(1))[0] <= 1 else Region()
-        cands = _crossing_candidates(opt, L, degree)
+        cands = _merge_split_double_zeros(_crossing_candidates(opt, L, degree), rho1, 1e-4 * L)
 
     def f1(lam: float) -> float:
         return float(rho1(np.array([lam]))[0]) - 1.0
@@ -290,22 +308,29 @@ def derive_region(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e
                 intervals.append((start, root))
                 start = None
         elif not fa:  # both outside: the filter may touch 1 in between (isolated point)
-            intervals.extend(_touch_points(f1, refine, a, b, tols))
+            p = None if degree is None else float(pts[i - 1])
+            intervals.extend(_touch_points(f1, refine, a, p, b, tols))
     return Region(intervals)
 
 
 def _touch_points(f1: Callable[[float], float], refine: Callable[[float, float], float],
-                  a: float, b: float, tols: dict) -> list[tuple[float, float]]:
-    """Where ρ₁ dips to ≤ 1 between two outside anchors: an isolated point or narrow band."""
-    res = minimize_scalar(f1, bounds=(a, b), method="bounded",
-                          options={"xatol": tols["xtol"] + tols["rtol"] * max(abs(a), abs(b))})
-    t0, v0 = float(res.x), float(res.fun)
-    if v0 > 1e-7:
-        return []
+                  a: float, p: float | None, b: float, tols: dict
+                  ) -> list[tuple[float, float]]:
+    """Where ρ₁ dips to ≤ 1 between two outside anchors: an isolated point or narrow band.
+
+    ``p`` is the zero of det(J⊗J − I) between the anchors (None in the fallback scan,
+    where the dip is searched by bounded minimization).
+    """
+    if p is None:
+        res = minimize_scalar(f1, bounds=(a, b), method="bounded",
+                              options={"xatol": tols["xtol"] + tols["rtol"] * max(abs(a), abs(b))})
+        t0, v0 = float(res.x), float(res.fun)
+    else:
+        t0, v0 = p, f1(p)
+        if -1e-7 <= v0 <= 1e-3:  # near a touch: a double zero of det(J⊗J − I)
+            t = refine(t0, 0.5 * min(t0 - a, b - t0))
+            if a < t < b:
+                t0, v0 = t, f1(t)
     if v0 < -1e-7:  # a genuine narrow band
         return [(brentq(f1, a, t0, **tols), brentq(f1, t0, b, **tols))]
-    # ρ₁ touches 1: a double zero of det(J⊗J − I)
-    t = refine(t0, 0.5 * min(t0 - a, b - t0))
-    if not a < t < b:
-        t = t0
-    return [(t, t)] if f1(t) <= 1e-9 else []
+    return [(t0, t0)] if v0 <= 1e-9 else []
