@@ -185,7 +185,7 @@ def _merge_split_double_zeros(cands: np.ndarray, rho1: Callable[[np.ndarray], np
     Two consecutive candidates closer than ``gap`` with ρ₁ = 1 (to 1e-6) halfway are
     such a pair; two genuine crossings have ρ₁ clearly below 1 between them.
     """
-    x = np.sort(cands)
+    x = np.unique(cands)  # a conjugate pair gives its real part twice
     if x.size < 2:
         return x
     mids = 0.5 * (x[:-1] + x[1:])

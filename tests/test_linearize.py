@@ -1,0 +1,133 @@
+"""jacobian, spectral_radius and the per-eigenvalue reduction check."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dynverify as dv
+from dynverify import Optimizer
+from dynverify import optimizers as O
+from dynverify.functions import Quadratic, from_callable
+
+A, B, R = 0.1, 0.6, 0.3  # lr, momentum, rho
+
+
+def closed_form_jacobian(name, H):
+    d = H.shape[0]
+    I, Z = np.eye(d), np.zeros((d, d))
+    if name == "gradient_descent":
+        return I - A * H
+    if name == "heavy_ball":
+        return np.block([[(1 + B) * I - A * H, -B * I], [I, Z]])
+    if name == "nesterov":
+        M = I - A * H
+        return np.block([[(1 + B) * M, -B * M], [I, Z]])
+    P = I + R * H
+    return {"usam": I - A * H @ P,
+            "two_step_usam": I - A * H @ P @ P,
+            "hessian_usam": I - A * H @ (I + R * H @ H),
+            "penalty_sam": I - A * (H + R * H @ H)}[name]
+
+
+def build(name):
+    if name == "gradient_descent":
+        return O.gradient_descent(lr=A)
+    if name in ("heavy_ball", "nesterov"):
+        return O.BUILTINS[name](lr=A, momentum=B)
+    return O.BUILTINS[name](lr=A, rho=R)
+
+
+SPECTRAL = [n for n in O.BUILTINS if n != "sam"]
+
+
+@st.composite
+def rotated_quadratics(draw, max_dim=4):
+    d = draw(st.integers(1, max_dim))
+    lams = np.array(draw(st.lists(st.floats(-10, 10), min_size=d, max_size=d)))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    Q, Rm = np.linalg.qr(rng.standard_normal((d, d)))
+    Q = Q * np.sign(np.diag(Rm))
+    x_bar = rng.uniform(-3, 3, d)
+    H = Q @ np.diag(lams) @ Q.T
+    return H, x_bar
+
+
+@pytest.mark.parametrize("name", SPECTRAL)
+@settings(deadline=None)
+@given(case=rotated_quadratics())
+def test_jacobian_matches_closed_form(name, case):
+    H, x_bar = case
+    f = Quadratic(H, x_bar)
+    opt = build(name)
+    want = closed_form_jacobian(name, H)
+    J = dv.jacobian(opt, f, x_bar)
+    np.testing.assert_allclose(J, want, rtol=0, atol=1e-6 * (1 + np.max(np.abs(want))))
+    r = dv.spectral_radius(opt, f, x_bar)
+    assert r == pytest.approx(np.max(np.abs(np.linalg.eigvals(want))), rel=1e-6, abs=1e-8)
+
+
+def test_jacobian_of_a_nonquadratic_function_matches_finite_differences_of_the_map():
+    # f(x) = x₀⁴/4 + x₀x₁² + x₁²: critical at 0 with H = diag(0, 2); GD's J = I − αH
+    import autograd.numpy as anp
+
+    f = from_callable(lambda x: x[0] ** 4 / 4 + x[0] * x[1] ** 2 + x[1] ** 2 + 0 * anp.sum(x,
+                                                                                        axis=0), 2)
+    J = dv.jacobian(O.gradient_descent(lr=0.1), f, [0.0, 0.0])
+    np.testing.assert_allclose(J, np.diag([1.0, 0.8]), atol=1e-8)
+    # away from a critical point: x̄ = (1, 0) is not critical, J = I − α∇²f(x̄)
+    J = dv.jacobian(O.gradient_descent(lr=0.1), f, [1.0, 0.0])
+    np.testing.assert_allclose(J, np.eye(2) - 0.1 * np.diag([3.0, 4.0]), atol=1e-7)
+
+
+def test_jacobian_of_sam_raises():
+    f = Quadratic(np.diag([1.0, 2.0]))
+    with pytest.raises(dv.NotDifferentiableError, match="not differentiable"):
+        dv.jacobian(O.sam(lr=0.1, rho=0.5), f, np.zeros(2))
+
+
+def test_jacobian_of_three_component_state():
+    b1, b2, lr, lam = 0.5, 0.2, 0.1, 3.0
+
+    def step(state, f):
+        x, x1, x2 = state
+        return (x - lr * f.grad(x) + b1 * (x - x1) + b2 * (x1 - x2), x, x1)
+
+    opt = Optimizer(name="two_momentum", hyperparameters={}, init=lambda X: (X, X, X),
+                    step=step)
+    J = dv.jacobian(opt, Quadratic([[lam]]), [0.0])
+    want = np.array([[1 + b1 - lr * lam, b2 - b1, -b2], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_allclose(J, want, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", SPECTRAL)
+def test_spectral_reduction_holds_for_builtins(name):
+    check = dv.check_spectral_reduction(build(name), trials=4)
+    assert check.holds, check.message
+    assert check.max_discrepancy <= 1e-6 and "holds" in check.message
+
+
+def preconditioned_gd(lr=0.1):
+    """x⁺ = x − αP∇f(x), P = diag(1, 2, …, d): not a polynomial in H."""
+
+    def step(state, f):
+        (x,) = state
+        P = np.arange(1, x.shape[1] + 1, dtype=float)
+        return (x - lr * P * f.grad(x),)
+
+    return Optimizer(name="preconditioned_gd", hyperparameters={"lr": lr},
+                     init=lambda X: (X,), step=step)
+
+
+def test_spectral_reduction_fails_for_a_preconditioner():
+    opt = preconditioned_gd()
+    # its 1-D filter is gradient descent's (P = 1 in one dimension) …
+    assert dv.derive_region(opt).isclose(O.gradient_descent(lr=0.1).region)
+    check = dv.check_spectral_reduction(opt)
+    assert not check.holds
+    assert "does NOT hold" in check.message and "preconditioned_gd" in check.message
+    # … but on H = diag(1, 1) its spectral radius is |1 − 2α| ≠ |1 − α|
+    f = Quadratic(np.diag([10.0, 10.0]))
+    assert dv.spectral_radius(opt, f, np.zeros(2)) == pytest.approx(1.0, abs=1e-9)
+    assert np.max(dv.filter_function(opt)(np.array([10.0, 10.0]))) == pytest.approx(0.0,
+                                                                                      abs=1e-9)
