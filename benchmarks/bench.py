@@ -1,0 +1,680 @@
+"""Benchmarks of dynverify (issue 6): engine, baselines, claim throughput, suite time.
+
+Every workload is fixed and seeded; times come from ``time.perf_counter``. Sections:
+
+* ``engine``: B trajectories × T steps of every built-in optimizer on planted functions
+  (d in 2, 10, 50) through :func:`dynverify.engine.run`, in point-steps per second, with
+  two baselines on the same functions, optimizers, hyperparameters and initial points:
+
+  - ``autograd``: a per-trajectory Python loop with ``autograd.grad`` of a scalar
+    ``autograd.numpy`` version of the planted function (what a user writes first). It
+    costs ~100+ µs per point-step, so it runs on a subset of trajectories and steps and
+    its cost per point-step is extrapolated to the whole workload;
+  - ``jax``: ``jax.jit(jax.vmap(...))`` of a ``lax.scan`` over the T steps, float64, CPU,
+    on the whole workload; compile time is excluded from the rate and reported apart.
+    Skipped when JAX is not importable (``pip install jax``; not a dependency).
+
+  Each baseline's final positions are compared with the engine's (``max |Δx|``), so
+  the three compute the same trajectories.
+* ``claims``: verified cases per second of each claim on each built-in optimizer under
+  the ``ci`` Hypothesis profile (``check_optimizer(name, profile="ci", claims=[c])``).
+* ``suite``: wall time of ``python -m pytest tests`` under ``CI=true`` (``ci``) and with
+  ``--hypothesis-profile=deep``, with ``-n 2`` and without, each in a subprocess.
+
+Usage::
+
+    python benchmarks/bench.py                 # full issue workload (engine, claims, ci suite)
+    python benchmarks/bench.py --quick         # smoke run, well under a minute
+    python benchmarks/bench.py --sections engine --dims 10
+    python benchmarks/bench.py --sections suite --suite deep --suite-timeout 2400
+
+Nothing here asserts a time: the script measures and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: hyperparameters of each built-in optimizer in the engine workload; all are stable on
+#: the planted spectra below, so nothing converges or escapes within the budget
+HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    "gradient_descent": {"lr": 0.1},
+    "heavy_ball": {"lr": 0.1, "momentum": 0.5},
+    "nesterov": {"lr": 0.1, "momentum": 0.5},
+    "usam": {"lr": 0.1, "rho": 0.05},
+    "two_step_usam": {"lr": 0.1, "rho": 0.05},
+    "hessian_usam": {"lr": 0.1, "rho": 0.05},
+    "penalty_sam": {"lr": 0.1, "rho": 0.05},
+    "sam": {"lr": 0.1, "rho": 0.05},
+}
+
+#: the non-quadratic terms of every benchmark function (all C^∞, so the Hessian-in-map
+#: optimizers are inside the theorem's hypotheses too)
+TERMS = ("cube", "quartic", "rational", "sqrt")
+SPECTRUM = (0.05, 2.0)  # eigenvalues drawn in this range: slow, stable contraction
+START_RADIUS = 0.1  # initial points: x̄ + START_RADIUS · N(0, I)/√d
+MU = 0.05
+SEED = 20251009
+
+#: environment variables that fix the number of BLAS threads (numpy's and scipy's OpenBLAS)
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_ORIG_ENV = "DYNVERIFY_BENCH_ORIGINAL_ENV"
+
+CLAIM_NAMES = ("filter_agrees", "unstable_no_convergence", "stable_converges",
+               "convergence_filters", "metamorphic")
+
+
+# -- the workload ------------------------------------------------------------------------
+
+def planted_function(d: int, seed: int = SEED) -> Any:
+    """A planted function on ℝᵈ: random rotation, spectrum in SPECTRUM, four terms, μ‖u‖⁴."""
+    from dynverify.planted import PlantedFunction
+
+    rng = np.random.default_rng([seed, d])
+    spectrum = np.sort(rng.uniform(*SPECTRUM, size=d))
+    Q, R = np.linalg.qr(rng.standard_normal((d, d)))
+    Q = Q * np.sign(np.diag(R))
+    x_star = rng.uniform(-1.0, 1.0, size=d)
+    terms = []
+    for name in TERMS:
+        a = rng.standard_normal(d)
+        terms.append((name, float(rng.uniform(-0.5, 0.5)), a / np.linalg.norm(a)))
+    return PlantedFunction(spectrum, x_star=x_star, rotation=Q, terms=terms, mu=MU)
+
+
+def initial_points(f: Any, B: int, seed: int = SEED) -> np.ndarray:
+    rng = np.random.default_rng([seed, f.dim, B, 1])
+    return (np.asarray(f.x_star) + START_RADIUS * rng.standard_normal((B, f.dim))
+            / math.sqrt(f.dim))
+
+
+def _phi_formulas(xp: Any) -> dict[str, Callable[[Any], Any]]:
+    """The planted terms in a numpy-like module (autograd.numpy or jax.numpy)."""
+
+    def sqrt_term(t: Any) -> Any:
+        s = xp.sqrt(1.0 + t * t)
+        return (t * t / (s + 1.0)) ** 2
+
+    return {
+        "cube": lambda t: t**3,
+        "quartic": lambda t: t**4,
+        "rational": lambda t: t**4 / (1.0 + t * t),
+        "sqrt": sqrt_term,
+    }
+
+
+def scalar_function(f: Any, xp: Any) -> Callable[[Any], Any]:
+    """f as a scalar function of one point x ∈ ℝᵈ, written with ``xp`` (what a user writes)."""
+    H = f.hessian_at_star
+    xs = np.asarray(f.x_star, dtype=float)
+    forms = _phi_formulas(xp)
+    terms = [(forms[t.phi], float(t.c), np.asarray(t.a, dtype=float)) for t in f.terms]
+    mu = float(f.mu)
+
+    def fun(x: Any) -> Any:
+        u = x - xs
+        r2 = xp.dot(u, u)
+        out = 0.5 * xp.dot(u, xp.dot(H, u)) + mu * r2 * r2
+        for phi, c, a in terms:
+            out = out + c * phi(xp.dot(a, u))
+        return out
+
+    return fun
+
+
+def scalar_steps(name: str, hp: dict[str, float], grad: Callable[[Any], Any],
+                 hvp: Callable[[Any, Any], Any], xp: Any) -> tuple[Callable[[Any], Any],
+                                                                  Callable[[Any], Any]]:
+    """(init, step) of a built-in optimizer for one trajectory, written out by hand.
+
+    The state is (x,) or (x, x_prev), as in :mod:`dynverify.optimizers`.
+    """
+    a = hp["lr"]
+    b = hp.get("momentum", 0.0)
+    r = hp.get("rho", 0.0)
+
+    def single(x: Any) -> Any:
+        return (x,)
+
+    def pair(x: Any) -> Any:
+        return (x, x)
+
+    if name == "gradient_descent":
+        return single, lambda s: (s[0] - a * grad(s[0]),)
+    if name == "heavy_ball":
+        return pair, lambda s: (s[0] - a * grad(s[0]) + b * (s[0] - s[1]), s[0])
+    if name == "nesterov":
+        def nest(s: Any) -> Any:
+            y = s[0] + b * (s[0] - s[1])
+            return (y - a * grad(y), s[0])
+        return pair, nest
+    if name == "usam":
+        return single, lambda s: (s[0] - a * grad(s[0] + r * grad(s[0])),)
+    if name == "two_step_usam":
+        def two(s: Any) -> Any:
+            y1 = s[0] + r * grad(s[0])
+            y2 = y1 + r * grad(y1)
+            return (s[0] - a * grad(y2),)
+        return single, two
+    if name == "hessian_usam":
+        def hus(s: Any) -> Any:
+            g = grad(s[0])
+            return (s[0] - a * grad(s[0] + r * hvp(s[0], g)),)
+        return single, hus
+    if name == "penalty_sam":
+        def pen(s: Any) -> Any:
+            g = grad(s[0])
+            return (s[0] - a * (g + r * hvp(s[0], g)),)
+        return single, pen
+    if name == "sam":
+        def sam(s: Any) -> Any:
+            g = grad(s[0])
+            n = xp.sqrt(xp.dot(g, g))
+            e = xp.where(n > 0, g / xp.where(n > 0, n, 1.0), 0.0)
+            return (s[0] - a * grad(s[0] + r * e),)
+        return single, sam
+    raise ValueError(f"no hand-written step for {name!r}")
+
+
+# -- engine and baselines -----------------------------------------------------------------
+
+def _best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    best, out = math.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def engine_run(name: str, f: Any, X0: np.ndarray, T: int) -> Any:
+    from dynverify.engine import run
+    from dynverify.optimizers import BUILTINS
+
+    opt = BUILTINS[name](**HYPERPARAMETERS[name])
+    # tol tiny and escape radius huge: every row runs the whole budget of T steps
+    return run(opt, f, X0, target=np.asarray(f.x_star), tol=1e-300, max_steps=T,
+               escape_radius=1e100)
+
+
+def autograd_loop(name: str, f: Any, X0: np.ndarray, T: int) -> np.ndarray:
+    """The naive baseline: one Python loop per trajectory, autograd for ∇f and ∇²f·v."""
+    import autograd
+    import autograd.numpy as anp
+
+    fun = scalar_function(f, anp)
+    grad = autograd.grad(fun)
+    hvp = autograd.hessian_vector_product(fun)
+    init, step = scalar_steps(name, HYPERPARAMETERS[name], grad, hvp, anp)
+    out = np.empty_like(X0)
+    for i in range(X0.shape[0]):
+        s = init(X0[i].copy())
+        for _ in range(T):
+            new = step(s)
+            # the convergence test a user would write (never true on this workload)
+            dz = math.sqrt(sum(float(np.dot(n - o, n - o)) for n, o in zip(new, s)))
+            s = new
+            if dz < 1e-300:
+                break
+        out[i] = s[0]
+    return out
+
+
+def jax_available() -> bool:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def jax_program(name: str, f: Any, T: int) -> Callable[[Any], Any]:
+    """jit(vmap(scan)) of the same optimizer on the same function, float64, CPU."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    fun = scalar_function(f, jnp)
+    grad = jax.grad(fun)
+
+    def hvp(x: Any, v: Any) -> Any:
+        return jax.jvp(grad, (x,), (v,))[1]
+
+    init, step = scalar_steps(name, HYPERPARAMETERS[name], grad, hvp, jnp)
+
+    def one(x0: Any) -> Any:
+        def body(s: Any, _: Any) -> Any:
+            new = step(s)
+            dz = jnp.sqrt(sum(jnp.dot(n - o, n - o) for n, o in zip(new, s)))
+            return new, dz
+
+        s, dzs = jax.lax.scan(body, init(x0), None, length=T)
+        return s[0], dzs[-1]
+
+    return jax.jit(jax.vmap(one))
+
+
+def bench_engine(names: list[str], dims: list[int], B: int, T: int, *, repeat: int,
+                 sub_B: int, sub_T: int, baselines: bool) -> list[dict[str, Any]]:
+    rows = []
+    use_jax = baselines and jax_available()
+    for d in dims:
+        f = planted_function(d)
+        X0 = initial_points(f, B)
+        for name in names:
+            secs, res = _best_of(repeat, lambda: engine_run(name, f, X0, T))  # noqa: B023
+            executed = int(res.steps.sum())
+            counts = {s.name.lower(): n for s, n in res.counts().items() if n}
+            row: dict[str, Any] = {
+                "optimizer": name, "d": d, "B": B, "T": T, "point_steps": executed,
+                "statuses": counts, "seconds": secs, "rate": executed / secs,
+            }
+            if baselines:
+                Xs = X0[:sub_B]
+                t0 = time.perf_counter()
+                x_ag = autograd_loop(name, f, Xs, sub_T)
+                ag_secs = time.perf_counter() - t0
+                ref = engine_run(name, f, Xs, sub_T).x
+                row["autograd"] = {
+                    "B": sub_B, "T": sub_T, "seconds": ag_secs,
+                    "rate": sub_B * sub_T / ag_secs, "extrapolated": True,
+                    "max_abs_dx": float(np.max(np.abs(x_ag - ref))),
+                }
+                row["vs_autograd"] = row["rate"] / row["autograd"]["rate"]
+            if use_jax:
+                import jax
+
+                prog = jax_program(name, f, T)
+                Xj = jax.numpy.asarray(X0)
+                t0 = time.perf_counter()
+                prog(Xj)[0].block_until_ready()
+                first = time.perf_counter() - t0
+                j_secs, out = _best_of(repeat, lambda: prog(Xj)[0].block_until_ready())  # noqa: B023
+                row["jax"] = {
+                    "B": B, "T": T, "seconds": j_secs, "rate": B * T / j_secs,
+                    "compile_seconds": max(first - j_secs, 0.0),
+                    "max_abs_dx": float(np.max(np.abs(np.asarray(out) - res.x))),
+                }
+                row["vs_jax"] = row["rate"] / row["jax"]["rate"]
+            rows.append(row)
+            _progress(f"engine {name} d={d}: {row['rate'] / 1e6:.2f} M pt-steps/s"
+                      + (f", {row['vs_autograd']:.0f}x autograd" if "vs_autograd" in row else "")
+                      + (f", {row['vs_jax']:.2f}x jax" if "vs_jax" in row else ""))
+    return rows
+
+
+def engine_table(rows: list[dict[str, Any]]) -> str:
+    def us(rate: float) -> str:
+        return f"{1e6 / rate:.3g}"
+
+    table = []
+    for r in rows:
+        ag, jx = r.get("autograd"), r.get("jax")
+        table.append([
+            r["optimizer"], r["d"], f"{r['B']}×{r['T']}", r["point_steps"],
+            f"{r['rate'] / 1e6:.2f}", us(r["rate"]),
+            us(ag["rate"]) if ag else "—", f"{r['vs_autograd']:.0f}×" if ag else "—",
+            us(jx["rate"]) if jx else "—", f"{r['vs_jax']:.2f}×" if jx else "—",
+            f"{jx['compile_seconds']:.2f}" if jx else "—",
+        ])
+    return tabulate(table, headers=[
+        "optimizer", "d", "B×T", "point-steps run", "dynverify M/s", "µs/pt-step",
+        "autograd µs/pt-step*", "vs autograd", "jax µs/pt-step", "vs jax", "jax compile s",
+    ], disable_numparse=True, colalign=("left",) + ("right",) * 10)
+
+
+# -- claim throughput ---------------------------------------------------------------------
+
+def bench_claims(names: list[str], claims: list[str], profile: str) -> list[dict[str, Any]]:
+    try:
+        from dynverify.check import check_optimizer
+    except Exception as exc:  # noqa: BLE001 -- report the section as pending
+        _progress(f"claims: check_optimizer unavailable: {exc}")
+        return [{"optimizer": n, "claim": c, "pending": f"{type(exc).__name__}: {exc}"}
+                for n in names for c in claims]
+    rows = []
+    for name in names:
+        for claim in claims:
+            t0 = time.perf_counter()
+            try:
+                res = check_optimizer(name, profile=profile, claims=[claim]).results[0]
+            except Exception as exc:  # noqa: BLE001 -- one broken claim must not stop the rest
+                rows.append({"optimizer": name, "claim": claim,
+                             "pending": f"{type(exc).__name__}: {exc}"[:300],
+                             "seconds": time.perf_counter() - t0})
+                _progress(f"claims {name}/{claim}: pending ({type(exc).__name__})")
+                continue
+            wall = time.perf_counter() - t0
+            cases = int(sum(res.counts.values()))
+            row = {"optimizer": name, "claim": claim, "profile": profile, "cases": cases,
+                   "counts": dict(res.counts), "seconds": wall,
+                   "claim_seconds": res.seconds,
+                   "cases_per_second": cases / wall if wall > 0 else math.nan,
+                   "error": res.error, "counterexample": res.counterexample is not None}
+            if res.error:
+                row["pending"] = res.error[:300]
+            rows.append(row)
+            _progress(f"claims {name}/{claim}: {cases} cases in {wall:.2f} s"
+                      + (f" (error: {res.error[:80]})" if res.error else ""))
+    return rows
+
+
+def claims_table(rows: list[dict[str, Any]]) -> str:
+    table = []
+    for r in rows:
+        if "cases" not in r:
+            table.append([r["optimizer"], r["claim"], "—", "—", "—", "pending: "
+                          + r["pending"][:60]])
+            continue
+        c = r["counts"]
+        note = ("error: " + r["error"][:60]) if r.get("error") else (
+            "counterexample" if r["counterexample"] else "")
+        table.append([r["optimizer"], r["claim"], r["cases"],
+                      f"{c.get('pass', 0)}/{c.get('counterexample', 0)}/"
+                      f"{c.get('inconclusive', 0)}",
+                      f"{r['seconds']:.2f}", f"{r['cases_per_second']:.1f}", note])
+    return tabulate(table, headers=["optimizer", "claim", "cases", "pass/cex/inconcl.",
+                                    "seconds", "cases/s", "note"], disable_numparse=True)
+
+
+# -- suite time ---------------------------------------------------------------------------
+
+def _pytest_summary(text: str) -> str:
+    lines = [ln.strip("= ") for ln in text.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.search(r"\b(passed|failed|error|errors|skipped|no tests ran)\b", ln):
+            return ln
+    return lines[-1] if lines else ""
+
+
+def bench_suite(profiles: list[str], workers: list[int], timeout: float,
+                extra: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for profile in profiles:
+        for n in workers:
+            cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:randomly", *extra]
+            env = dict(_original_environ(), CI="true")
+            if profile != "ci":
+                cmd.append(f"--hypothesis-profile={profile}")
+            if n > 1:
+                cmd += ["-n", str(n)]
+            shown = ("CI=true " + " ".join(["python", *cmd[1:]]))
+            _progress(f"suite: {shown} (timeout {timeout:.0f} s)")
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                                      timeout=timeout, check=False)
+                wall = time.perf_counter() - t0
+                summary, rc = _pytest_summary(proc.stdout + proc.stderr), proc.returncode
+            except subprocess.TimeoutExpired:
+                wall, summary, rc = time.perf_counter() - t0, f"timeout after {timeout:.0f} s", None
+            rows.append({"profile": profile, "workers": n, "command": shown, "seconds": wall,
+                         "returncode": rc, "summary": summary})
+            _progress(f"suite {profile} -n {n}: {wall:.1f} s, rc={rc}: {summary}")
+    return rows
+
+
+def _original_environ() -> dict[str, str]:
+    """The environment the script was started with (before ``--blas-threads`` changed it)."""
+    env = dict(os.environ)
+    saved = env.pop(_ORIG_ENV, None)
+    if saved is not None:
+        for k, v in json.loads(saved).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+    return env
+
+
+def _pin_blas_threads(n: int) -> None:
+    """Re-execute the script with the BLAS thread variables set to n (they are read when
+    numpy loads OpenBLAS, so they cannot be changed in a running process)."""
+    if all(os.environ.get(k) == str(n) for k in BLAS_VARS):
+        return
+    env = dict(os.environ)
+    env.setdefault(_ORIG_ENV, json.dumps({k: os.environ.get(k) for k in BLAS_VARS}))
+    env.update({k: str(n) for k in BLAS_VARS})
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]],
+              env)
+
+
+def suite_table(rows: list[dict[str, Any]]) -> str:
+    return tabulate([[r["profile"], r["workers"], f"{r['seconds']:.1f}",
+                      f"{r['seconds'] / 60:.2f}", r["returncode"], r["summary"]] for r in rows],
+                    headers=["profile", "workers", "seconds", "minutes", "rc", "pytest summary"],
+                    disable_numparse=True)
+
+
+# -- environment, targets, main -----------------------------------------------------------
+
+def environment() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(), "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "numpy": np.__version__,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        **{k: os.environ.get(k) for k in BLAS_VARS},
+        "suite_environment": {k: _original_environ().get(k) for k in BLAS_VARS},
+        "load_average_at_start": _load(),
+    }
+    try:
+        cpu = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"model name\s*:\s*(.*)", cpu)
+        info["cpu"] = m.group(1).strip() if m else None
+    except OSError:
+        info["cpu"] = platform.processor() or None
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads",
+                                               "threading_layer", "architecture")}
+                        for p in threadpool_info()]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    try:
+        import jax
+
+        info["jax"] = jax.__version__
+    except ImportError:
+        info["jax"] = None
+    try:
+        info["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                     capture_output=True, text=True, check=False
+                                     ).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "dynverify", "strategies"],
+                               cwd=ROOT, capture_output=True, text=True, check=False).stdout
+        info["git_dirty"] = bool(dirty.strip())
+    except OSError:
+        info["git"] = None
+    return info
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, evaluated on what was measured (reported, never asserted)."""
+    out = []
+    at10 = [r for r in result.get("engine", []) if r["d"] == 10]
+    if at10 and all("vs_autograd" in r for r in at10):
+        worst = min(at10, key=lambda r: r["vs_autograd"])
+        out.append({"target": "engine ≥ 1000× autograd loop at d=10",
+                    "measured": f"min {worst['vs_autograd']:.0f}× ({worst['optimizer']}), "
+                                f"B×T={worst['B']}×{worst['T']}",
+                    "met": worst["vs_autograd"] >= 1000})
+    if at10 and all("vs_jax" in r for r in at10):
+        worst = min(at10, key=lambda r: r["vs_jax"])
+        out.append({"target": "engine within 1.5× of JAX at d=10 (ratio ≥ 0.667)",
+                    "measured": f"min {worst['vs_jax']:.2f}× ({worst['optimizer']})",
+                    "met": worst["vs_jax"] >= 1 / 1.5})
+    for profile, limit in (("ci", 300.0), ("deep", 1800.0)):
+        rows = [r for r in result.get("suite", []) if r["profile"] == profile
+                and r["workers"] == 2]
+        if rows:
+            r = rows[0]
+            out.append({"target": f"{profile} suite < {limit / 60:.0f} min on 2 cores (-n 2)",
+                        "measured": f"{r['seconds'] / 60:.2f} min, rc={r['returncode']}",
+                        "met": r["returncode"] == 0 and r["seconds"] < limit})
+    return out
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="small smoke run (B=200, T=100, d=2,10, two claims, no suite)")
+    p.add_argument("--sections", default="engine,claims,suite",
+                   help="comma-separated: engine, claims, suite (default: all three)")
+    p.add_argument("--optimizers", default=None, help="comma-separated built-in names")
+    p.add_argument("--dims", default=None, help="comma-separated dimensions (default 2,10,50)")
+    p.add_argument("--batch", type=int, default=None, help="trajectories B (default 1000)")
+    p.add_argument("--steps", type=int, default=None, help="steps T (default 500)")
+    p.add_argument("--repeat", type=int, default=None, help="best of N timings (default 3)")
+    p.add_argument("--autograd-batch", type=int, default=None,
+                   help="trajectories of the autograd baseline (default 4)")
+    p.add_argument("--autograd-steps", type=int, default=None,
+                   help="steps of the autograd baseline (default 100)")
+    p.add_argument("--no-baselines", action="store_true", help="skip autograd and JAX")
+    p.add_argument("--claims", default=None, help="comma-separated claim names (default all)")
+    p.add_argument("--claim-optimizers", default=None,
+                   help="optimizers of the claims section (default: all built-ins)")
+    p.add_argument("--profile", default="ci", help="Hypothesis profile of the claims section")
+    p.add_argument("--suite", default="ci", choices=["ci", "deep", "all"],
+                   help="suite profiles to time: ci (default), deep, or all")
+    p.add_argument("--workers", default="1,2", help="pytest -n values to time (1 = no -n)")
+    p.add_argument("--suite-timeout", type=float, default=None,
+                   help="seconds per suite run (default 900 for ci, 3600 with deep)")
+    p.add_argument("--pytest-args", default="", help="extra pytest arguments (one string)")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads of this process (default 1: the engine's matrices are "
+                        "small; 0 = leave the environment as is). The suite runs with the "
+                        "environment the script was started with")
+    p.add_argument("--out", default=None, help="JSON output path (default benchmarks/results/)")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.sections = _csv(args.sections)
+    bad = set(args.sections) - {"engine", "claims", "suite"}
+    if bad:
+        p.error(f"unknown sections {sorted(bad)}")
+    if q and args.sections == ["engine", "claims", "suite"]:
+        args.sections = ["engine", "claims"]
+    args.dims = [int(x) for x in _csv(args.dims)] if args.dims else ([2, 10] if q else [2, 10, 50])
+    args.batch = args.batch or (200 if q else 1000)
+    args.steps = args.steps or (100 if q else 500)
+    args.repeat = args.repeat or (1 if q else 3)
+    args.autograd_batch = args.autograd_batch or (2 if q else 4)
+    args.autograd_steps = args.autograd_steps or (30 if q else 100)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from dynverify.optimizers import BUILTINS
+
+    args = parse_args(argv)
+    if args.blas_threads > 0 and argv is None:
+        _pin_blas_threads(args.blas_threads)
+    names = _csv(args.optimizers) if args.optimizers else list(BUILTINS)
+    unknown = set(names) - set(BUILTINS)
+    if unknown:
+        raise SystemExit(f"unknown optimizers {sorted(unknown)}; known: {', '.join(BUILTINS)}")
+    shown = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python benchmarks/bench.py", *shown])
+    result: dict[str, Any] = {
+        "command": command,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "workload": {"seed": SEED, "dims": args.dims, "B": args.batch, "T": args.steps,
+                     "repeat": args.repeat, "spectrum_range": SPECTRUM, "terms": TERMS,
+                     "mu": MU, "start_radius": START_RADIUS,
+                     "hyperparameters": {n: HYPERPARAMETERS[n] for n in names},
+                     "autograd_subset": {"B": args.autograd_batch, "T": args.autograd_steps}},
+    }
+    out = Path(args.out) if args.out else RESULTS / (
+        ("quick" if args.quick else "full") + "-" + "-".join(args.sections) + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    blocks = []
+
+    def save() -> None:
+        result["targets"] = targets(result)
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    if "engine" in args.sections:
+        rows = bench_engine(names, args.dims, args.batch, args.steps, repeat=args.repeat,
+                            sub_B=args.autograd_batch, sub_T=args.autograd_steps,
+                            baselines=not args.no_baselines)
+        result["engine"] = rows
+        save()
+        blocks.append("Engine throughput (point-steps = trajectories × steps actually run; "
+                      f"best of {args.repeat})\n" + engine_table(rows)
+                      + f"\n* autograd: measured on {args.autograd_batch} trajectories × "
+                        f"{args.autograd_steps} steps, extrapolated per point-step")
+    if "claims" in args.sections:
+        cnames = (_csv(args.claim_optimizers) if args.claim_optimizers
+                  else (["gradient_descent", "heavy_ball"] if args.quick else names))
+        claims = _csv(args.claims) if args.claims else (
+            ["filter_agrees", "stable_converges"] if args.quick else list(CLAIM_NAMES))
+        rows = bench_claims(cnames, claims, args.profile)
+        result["claims"] = rows
+        save()
+        blocks.append(f"Claim throughput ({args.profile} profile)\n" + claims_table(rows))
+    if "suite" in args.sections:
+        profiles = ["ci", "deep"] if args.suite == "all" else [args.suite]
+        timeout = args.suite_timeout or (3600.0 if "deep" in profiles else 900.0)
+        workers = [int(w) for w in _csv(args.workers)]
+        rows = bench_suite(profiles, workers, timeout, args.pytest_args.split())
+        result["suite"] = rows
+        save()
+        blocks.append("Suite wall time\n" + suite_table(rows))
+    result["environment"]["load_average_at_end"] = _load()
+    save()
+    if result["targets"]:
+        blocks.append("Targets (measured, not asserted)\n" + tabulate(
+            [[t["target"], t["measured"], "met" if t["met"] else "MISSED"]
+             for t in result["targets"]], headers=["target", "measured", ""]))
+    env = result["environment"]
+    blas = env["blas"]
+    blas_s = (", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} threads)"
+                        for b in blas) if isinstance(blas, list) else blas)
+    blocks.append(f"Machine: {env.get('cpu')}, {env['cpu_count']} cores; Python "
+                  f"{env['python']}, numpy {env['numpy']}, BLAS: {blas_s}; "
+                  f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}; jax {env['jax']}; "
+                  f"load average at start/end {env['load_average_at_start']}/"
+                  f"{env.get('load_average_at_end')}")
+    print("\n\n".join(blocks))
+    print(f"\nJSON written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
