@@ -59,8 +59,8 @@ def apply_step(opt: Optimizer, state: State, oracle: Any, step: int = 0) -> Stat
 
     try:
         new = opt.step(state, oracle)
-    except FunctionError:
-        raise
+    except FunctionError as exc:
+        raise FunctionError(f"{exc} (optimizer {opt!r}, step {step})") from exc
     except Exception as exc:  # noqa: BLE001 -- re-raised with context
         raise OptimizerError(
             f"optimizer {opt!r} raised at step {step}: {type(exc).__name__}: {exc}") from exc
