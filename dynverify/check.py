@@ -35,7 +35,7 @@ from dynverify.claims import (
     filter_of,
 )
 from dynverify.errors import NotDifferentiableError, ReportError
-from dynverify.functions import from_spec
+from dynverify.functions import ScaledFunction, from_spec
 from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
 from dynverify.registry import Registration, resolve
@@ -49,6 +49,13 @@ PLACEMENT = {
 }
 N_LOCAL_POINTS = 8
 N_FREE_POINTS = 24
+#: initial points of local claims lie in a ball of this radius at most (and within the
+#: planted function's quadratic radius, where the quadratic part dominates)
+LOCAL_RADIUS = 1e-2
+#: free runs start uniformly in a ball of this radius around the origin
+FREE_SPREAD = 2.0
+#: landscapes are multiplied by (one of these) × the filter's size
+LANDSCAPE_SCALES = (0.1, 0.02, 0.05, 0.2)
 
 
 class _Counterexample(AssertionError):
@@ -140,9 +147,12 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     region = _region_or_none(opt)
     smoothness = "C3" if opt.hessian_in_map else "C2"
     if claim == "convergence_filters":
-        f = draw(S.landscapes())
-        spread = float(getattr(f, "spread", 2.0))
-        X0 = draw(S.initial_points(np.zeros(f.dim), spread, N_FREE_POINTS))
+        # landscape curvatures are O(1): scale them to the filter's size, so that some
+        # limits are inside the filter and some outside
+        size = region.scale if region is not None and not region.empty else 1.0
+        c = draw(st.sampled_from(LANDSCAPE_SCALES)) * min(max(size, 1e-6), 1e6)
+        f = ScaledFunction(draw(S.landscapes()), c)
+        X0 = draw(S.initial_points(np.zeros(f.dim), FREE_SPREAD, N_FREE_POINTS))
         return Case(opt, f, X0, region=region)
     placement = draw(st.sampled_from(PLACEMENT[claim]))
     # sam (no filter): any region will do; its claims answer "outside hypotheses"
@@ -153,7 +163,9 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     except InvalidArgument as exc:
         note(f"no {placement} spectrum for {opt!r}: {exc}")
         return None
-    radius = float(f.quadratic_radius())
+    radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
+    if not radius > 0:
+        return None
     X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
     relations: list[Relation] = []
     if claim == "metamorphic":

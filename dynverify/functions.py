@@ -323,3 +323,67 @@ class GuardedOracle:
 
     def hess(self, X: np.ndarray) -> np.ndarray:
         return self._call("hess", self.f.hess, (X.shape[0], self.dim, self.dim), X)
+
+
+class RotatedFunction(TestFunction):
+    """g(x) = f(xQ) for a row vector x: f in coordinates rotated by the orthogonal Q."""
+
+    def __init__(self, f: TestFunction, Q: Any) -> None:
+        self.f, self.Q, self.dim = f, np.asarray(Q, dtype=float), f.dim
+        if self.Q.shape != (f.dim, f.dim):
+            raise ValueError(f"Q must have shape ({f.dim}, {f.dim}), got {self.Q.shape}")
+
+    def value(self, X: np.ndarray) -> np.ndarray:
+        return self.f.value(X @ self.Q)
+
+    def grad(self, X: np.ndarray) -> np.ndarray:
+        return self.f.grad(X @ self.Q) @ self.Q.T
+
+    def hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return self.f.hvp(X @ self.Q, V @ self.Q) @ self.Q.T
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "rotated", "Q": self.Q.tolist(), "f": self.f.spec()}
+
+    def __repr__(self) -> str:
+        return f"RotatedFunction({self.f!r}, Q={self.Q.tolist()!r})"
+
+
+@register_kind("rotated")
+def _rotated_from_spec(spec: dict[str, Any]) -> RotatedFunction:
+    return RotatedFunction(from_spec(spec["f"]), spec["Q"])
+
+
+class ScaledFunction(TestFunction):
+    """g = c·f: scales every eigenvalue of the Hessian by c."""
+
+    def __init__(self, f: TestFunction, c: float) -> None:
+        self.f, self.c, self.dim = f, float(c), f.dim
+        if not np.isfinite(self.c):
+            raise ValueError(f"scale c must be finite, got {c!r}")
+
+    def value(self, X: np.ndarray) -> np.ndarray:
+        return self.c * self.f.value(X)
+
+    def grad(self, X: np.ndarray) -> np.ndarray:
+        return self.c * self.f.grad(X)
+
+    def hvp(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        return self.c * self.f.hvp(X, V)
+
+    def hess(self, X: np.ndarray) -> np.ndarray:
+        return self.c * self.f.hess(X)
+
+    def critical_points(self) -> np.ndarray | None:
+        return self.f.critical_points()
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "scaled", "c": self.c, "f": self.f.spec()}
+
+    def __repr__(self) -> str:
+        return f"{self.c!r} * {self.f!r}"
+
+
+@register_kind("scaled")
+def _scaled_from_spec(spec: dict[str, Any]) -> ScaledFunction:
+    return ScaledFunction(from_spec(spec["f"]), spec["c"])

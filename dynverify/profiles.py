@@ -16,10 +16,12 @@ PROFILES = ("dev", "ci", "deep")
 def register_profiles() -> None:
     """Register the three profiles with Hypothesis (idempotent) and load ``ci`` under CI."""
     slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large]
-    settings.register_profile("dev", max_examples=20, deadline=None,
+    # the explain phase costs seconds per failure and adds little to these reports
+    quick = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+    settings.register_profile("dev", max_examples=20, deadline=None, phases=quick,
                               suppress_health_check=slow_ok)
     settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
-                              print_blob=True, database=None,
+                              print_blob=True, database=None, phases=quick,
                               suppress_health_check=slow_ok)
     settings.register_profile("deep", max_examples=2000, deadline=None, print_blob=True,
                               suppress_health_check=slow_ok,

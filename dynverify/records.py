@@ -63,12 +63,14 @@ class RunWriter:
                     json.dump(info, fh, indent=2)
             except FileExistsError:  # another worker of the same run was first
                 pass
-        self._cases = open(self.dir / f"cases-{worker}.jsonl", "a", encoding="utf-8")
+        self._cases: Any = None  # opened on the first case
 
     def case(self, record: dict[str, Any]) -> None:
         """Append one case line and flush it to disk."""
         line = json.dumps({"schema": CASE_SCHEMA, "run_id": self.run_id, "worker": self.worker,
                            **record}, allow_nan=False, default=str)
+        if self._cases is None:
+            self._cases = open(self.dir / f"cases-{self.worker}.jsonl", "a", encoding="utf-8")
         self._cases.write(line + "\n")
         self._cases.flush()
 
@@ -91,7 +93,8 @@ class RunWriter:
         return path
 
     def close(self) -> None:
-        self._cases.close()
+        if self._cases is not None:
+            self._cases.close()
 
     def __enter__(self) -> RunWriter:
         return self

@@ -5,34 +5,23 @@ Run it on every registered optimizer (built-ins and installed plug-ins) from any
     pytest --pyargs dynverify.suite --hypothesis-profile=deep
     pytest --pyargs dynverify.suite --dynverify-optimizer my_pkg.optim:my_method
 
-or import ``test_claim`` into one of your own test files.
+or import ``test_claim`` into one of your own test files. The fixtures it uses
+(``dynverify_runner`` and the parametrized ``dynverify_optimizer``/``dynverify_claim``)
+come from the pytest plugin.
 """
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from dynverify.check import ClaimRunner
-from dynverify.registry import resolve
-
-
-@pytest.fixture
-def dynverify_runner(request: pytest.FixtureRequest, dynverify_optimizer: str,
-                     dynverify_claim: str) -> ClaimRunner:
-    from dynverify.pytest_plugin import writer_for
-
-    runner = ClaimRunner(resolve(dynverify_optimizer), dynverify_claim,
-                         writer=writer_for(request.config),
-                         use_target=hsettings.default.max_examples >= 500)
-    request.node._dynverify_runner = runner
-    return runner
 
 
 # the runner fixture is deliberately shared by all examples of one test item
-@hsettings(report_multiple_bugs=False, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(report_multiple_bugs=False,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_claim(dynverify_runner: ClaimRunner, data: st.DataObject) -> None:
     """The claim holds on every case Hypothesis draws for this optimizer."""
