@@ -203,6 +203,10 @@ def _precheck(claim: str, case: Case, settings: Settings) -> Verdict | None:
     if case.x_star is not None:
         defect = _fixed_point_defect(opt, case.function, case.x_star)
         scale = 1.0 + float(np.max(np.abs(case.x_star)))
+        if not math.isfinite(defect):
+            return _verdict(claim, Outcome.COUNTEREXAMPLE, "nonfinite-step", settings,
+                            error=f"optimizer {opt!r} returned non-finite values from a "
+                                  "finite state at a critical point")
         if not defect <= settings.fixed_point_tol * scale:
             return _verdict(claim, Outcome.COUNTEREXAMPLE, "init-not-fixed-point", settings,
                             fixed_point_defect=defect,
