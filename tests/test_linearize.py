@@ -64,7 +64,9 @@ def test_jacobian_matches_closed_form(name, case):
     J = dv.jacobian(opt, f, x_bar)
     np.testing.assert_allclose(J, want, rtol=0, atol=1e-6 * (1 + np.max(np.abs(want))))
     r = dv.spectral_radius(opt, f, x_bar)
-    assert r == pytest.approx(np.max(np.abs(np.linalg.eigvals(want))), rel=1e-6, abs=1e-8)
+    assert r == pytest.approx(np.max(np.abs(np.linalg.eigvals(J))), rel=1e-12)
+    # eigenvalues of a defective J (Nesterov at αλ = 1 is nilpotent) move like √(error)
+    assert r == pytest.approx(np.max(np.abs(np.linalg.eigvals(want))), rel=1e-6, abs=1e-4)
 
 
 def test_jacobian_of_a_nonquadratic_function_matches_finite_differences_of_the_map():
