@@ -210,3 +210,16 @@ def test_filter_function_usam_family_and_shape():
         got = dv.filter_function(O.BUILTINS[name](lr=a, rho=r))(lam)
         assert got.shape == (2, 2)
         np.testing.assert_allclose(got, np.abs(1 - a * p), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name, hp", [
+    ("two_step_usam", {"lr": 635.9740538832974, "rho": 0.0001046136364611556}),
+    ("two_step_usam", {"lr": 136.78857574680262, "rho": 0.00010528734484726191}),
+    ("two_step_usam", {"lr": 0.0012599024771271755, "rho": 67.54457613477246}),
+    ("hessian_usam", {"lr": 181.64463637997954, "rho": 0.004408494788040428}),
+    ("nesterov", {"lr": 657.0870683323873, "momentum": 1.5e-277}),
+])
+def test_derive_regressions(name, hp):
+    """Cases that once lost an isolated point, were off by √ε, or crashed."""
+    opt = O.BUILTINS[name](**hp)
+    assert_same_filter(dv.derive_region(opt), opt.region)
