@@ -196,15 +196,6 @@ def scalar_steps(name: str, hp: dict[str, float], grad: Callable[[Any], Any],
 
 # -- engine and baselines -----------------------------------------------------------------
 
-def _best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, out = math.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def engine_run(name: str, f: Any, X0: np.ndarray, T: int) -> Any:
     from dynverify.engine import run
     from dynverify.optimizers import BUILTINS
@@ -280,7 +271,29 @@ def bench_engine(names: list[str], dims: list[int], B: int, T: int, *, repeat: i
         f = planted_function(d)
         X0 = initial_points(f, B)
         for name in names:
-            secs, res = _best_of(repeat, lambda: engine_run(name, f, X0, T))  # noqa: B023
+            prog = Xj = None
+            compile_s = math.nan
+            if use_jax:
+                import jax
+
+                prog = jax_program(name, f, T)
+                Xj = jax.numpy.asarray(X0)
+                t0 = time.perf_counter()
+                prog(Xj)[0].block_until_ready()
+                compile_s = time.perf_counter() - t0  # first call: trace + compile + run
+            engine_run(name, f, X0[:10], min(T, 20))  # warm-up (first calls, caches)
+            # engine and JAX timings interleaved, so that both see the same machine load
+            secs = j_secs = math.inf
+            res = out = None
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                res = engine_run(name, f, X0, T)
+                secs = min(secs, time.perf_counter() - t0)
+                if prog is not None:
+                    t0 = time.perf_counter()
+                    out = prog(Xj)[0].block_until_ready()
+                    j_secs = min(j_secs, time.perf_counter() - t0)
+            assert res is not None
             executed = int(res.steps.sum())
             counts = {s.name.lower(): n for s, n in res.counts().items() if n}
             row: dict[str, Any] = {
@@ -299,18 +312,10 @@ def bench_engine(names: list[str], dims: list[int], B: int, T: int, *, repeat: i
                     "max_abs_dx": float(np.max(np.abs(x_ag - ref))),
                 }
                 row["vs_autograd"] = row["rate"] / row["autograd"]["rate"]
-            if use_jax:
-                import jax
-
-                prog = jax_program(name, f, T)
-                Xj = jax.numpy.asarray(X0)
-                t0 = time.perf_counter()
-                prog(Xj)[0].block_until_ready()
-                first = time.perf_counter() - t0
-                j_secs, out = _best_of(repeat, lambda: prog(Xj)[0].block_until_ready())  # noqa: B023
+            if prog is not None:
                 row["jax"] = {
                     "B": B, "T": T, "seconds": j_secs, "rate": B * T / j_secs,
-                    "compile_seconds": max(first - j_secs, 0.0),
+                    "compile_seconds": max(compile_s - j_secs, 0.0),
                     "max_abs_dx": float(np.max(np.abs(np.asarray(out) - res.x))),
                 }
                 row["vs_jax"] = row["rate"] / row["jax"]["rate"]
@@ -319,6 +324,64 @@ def bench_engine(names: list[str], dims: list[int], B: int, T: int, *, repeat: i
                       + (f", {row['vs_autograd']:.0f}x autograd" if "vs_autograd" in row else "")
                       + (f", {row['vs_jax']:.2f}x jax" if "vs_jax" in row else ""))
     return rows
+
+
+def bench_scaling(name: str, d: int, batches: list[int], T: int, *,
+                  repeat: int) -> list[dict[str, Any]]:
+    """Where the time goes as B grows: the engine, the bare update loop, and JAX.
+
+    The bare loop is ``state = opt.step(state, f)`` T times with no status bookkeeping:
+    the part of the engine's cost that is the optimizer and the function themselves.
+    """
+    from dynverify.optimizers import BUILTINS
+
+    opt = BUILTINS[name](**HYPERPARAMETERS[name])
+    f = planted_function(d)
+    use_jax = jax_available()
+    rows = []
+    for B in batches:
+        X0 = initial_points(f, B)
+        engine_run(name, f, X0[:10], min(T, 20))  # warm-up
+        prog = jax_program(name, f, T) if use_jax else None
+        if prog is not None:
+            import jax
+
+            Xj = jax.numpy.asarray(X0)
+            prog(Xj)[0].block_until_ready()
+        e = bare = j = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            engine_run(name, f, X0, T)
+            e = min(e, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            state = opt.init(X0)
+            for _ in range(T):
+                state = opt.step(state, f)
+            bare = min(bare, time.perf_counter() - t0)
+            if prog is not None:
+                t0 = time.perf_counter()
+                prog(Xj)[0].block_until_ready()
+                j = min(j, time.perf_counter() - t0)
+        n = B * T
+        row = {"optimizer": name, "d": d, "B": B, "T": T, "engine_us": 1e6 * e / n,
+               "bare_loop_us": 1e6 * bare / n,
+               "jax_us": 1e6 * j / n if prog is not None else None}
+        row["vs_jax"] = row["jax_us"] / row["engine_us"] if prog is not None else None
+        rows.append(row)
+        _progress(f"scaling {name} d={d} B={B}: engine {row['engine_us']:.3g} µs, "
+                  f"bare {row['bare_loop_us']:.3g} µs, jax {row['jax_us']} µs per point-step")
+    return rows
+
+
+def scaling_table(rows: list[dict[str, Any]]) -> str:
+    return tabulate([[r["optimizer"], r["d"], r["B"], r["T"], f"{r['engine_us']:.3g}",
+                      f"{r['bare_loop_us']:.3g}",
+                      f"{r['jax_us']:.3g}" if r["jax_us"] is not None else "—",
+                      f"{r['vs_jax']:.2f}×" if r["vs_jax"] is not None else "—"]
+                     for r in rows],
+                    headers=["optimizer", "d", "B", "T", "engine µs/pt-step",
+                             "bare step loop µs/pt-step", "jax µs/pt-step", "engine vs jax"],
+                    disable_numparse=True)
 
 
 def engine_table(rows: list[dict[str, Any]]) -> str:
@@ -369,6 +432,11 @@ def bench_claims(names: list[str], claims: list[str], profile: str) -> list[dict
                    "claim_seconds": res.seconds,
                    "cases_per_second": cases / wall if wall > 0 else math.nan,
                    "error": res.error, "counterexample": res.counterexample is not None}
+            if res.counterexample is not None:  # what was found (shrinking time is included)
+                cex = res.counterexample
+                row["counterexample_summary"] = {
+                    "reason": cex["verdict"]["reason"], "function": cex.get("function_repr"),
+                    "hyperparameters": cex["optimizer"]["hyperparameters"]}
             if res.error:
                 row["pending"] = res.error[:300]
             rows.append(row)
@@ -410,7 +478,7 @@ def bench_suite(profiles: list[str], workers: list[int], timeout: float,
     rows = []
     for profile in profiles:
         for n in workers:
-            cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:randomly", *extra]
+            cmd = [sys.executable, "-m", "pytest", "tests", "-q", *extra]
             env = dict(_original_environ(), CI="true")
             if profile != "ci":
                 cmd.append(f"--hypothesis-profile={profile}")
@@ -554,8 +622,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="small smoke run (B=200, T=100, d=2,10, two claims, no suite)")
-    p.add_argument("--sections", default="engine,claims,suite",
-                   help="comma-separated: engine, claims, suite (default: all three)")
+    p.add_argument("--sections", default="engine,scaling,claims,suite",
+                   help="comma-separated: engine, scaling, claims, suite (default: all)")
     p.add_argument("--optimizers", default=None, help="comma-separated built-in names")
     p.add_argument("--dims", default=None, help="comma-separated dimensions (default 2,10,50)")
     p.add_argument("--batch", type=int, default=None, help="trajectories B (default 1000)")
@@ -584,10 +652,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     q = args.quick
     args.sections = _csv(args.sections)
-    bad = set(args.sections) - {"engine", "claims", "suite"}
+    bad = set(args.sections) - {"engine", "scaling", "claims", "suite"}
     if bad:
         p.error(f"unknown sections {sorted(bad)}")
-    if q and args.sections == ["engine", "claims", "suite"]:
+    if q and args.sections == ["engine", "scaling", "claims", "suite"]:
         args.sections = ["engine", "claims"]
     args.dims = [int(x) for x in _csv(args.dims)] if args.dims else ([2, 10] if q else [2, 10, 50])
     args.batch = args.batch or (200 if q else 1000)
@@ -639,6 +707,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"best of {args.repeat})\n" + engine_table(rows)
                       + f"\n* autograd: measured on {args.autograd_batch} trajectories × "
                         f"{args.autograd_steps} steps, extrapolated per point-step")
+    if "scaling" in args.sections:
+        rows = bench_scaling("gradient_descent", 10, [100, 1000, 10000], 200,
+                             repeat=args.repeat)
+        result["scaling"] = rows
+        save()
+        blocks.append("Where the time goes (gradient_descent, d=10, T=200)\n"
+                      + scaling_table(rows))
     if "claims" in args.sections:
         cnames = (_csv(args.claim_optimizers) if args.claim_optimizers
                   else (["gradient_descent", "heavy_ball"] if args.quick else names))
