@@ -8,6 +8,8 @@ where each optimizer's filter allows.
 """
 
 from dynverify import functions, optimizers
+from dynverify.check import CheckResult, check_optimizer, replay
+from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
 from dynverify.derive import DerivationWarning, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import (
@@ -25,10 +27,22 @@ from dynverify.linearize import (
 )
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region
+from dynverify.registry import Registration, register_optimizer, registered
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CLAIMS",
+    "Case",
+    "CheckResult",
+    "Outcome",
+    "Registration",
+    "Settings",
+    "Verdict",
+    "check_optimizer",
+    "register_optimizer",
+    "registered",
+    "replay",
     "DerivationWarning",
     "DynverifyError",
     "FunctionError",

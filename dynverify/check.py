@@ -335,9 +335,15 @@ def check_optimizer(factory: Any, *, hyperparameters: Any = None,
     """
     from dataclasses import replace
 
-    from dynverify.profiles import register_profiles
+    from dynverify.profiles import PROFILES, register_profiles
 
     register_profiles()
+    claims = list(CLAIMS) if claims is None else list(claims)
+    unknown = [c for c in claims if c not in CLAIMS]
+    if unknown:
+        raise ValueError(f"unknown claim(s) {unknown}; known: {', '.join(CLAIMS)}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     reg = resolve(factory)
     if hyperparameters is not None:
         reg = replace(reg, hyperparameters=hyperparameters)
@@ -347,7 +353,7 @@ def check_optimizer(factory: Any, *, hyperparameters: Any = None,
         writer = RunWriter(reports, meta={"profile": profile, "optimizers": [reg.name]})
     results: list[ClaimResult] = []
     try:
-        for c in claims or CLAIMS:
+        for c in claims:
             results.append(run_claim(reg, c, hypothesis_settings=hs, writer=writer,
                                      settings=settings))
     finally:

@@ -33,9 +33,9 @@ DEFAULT_ROOT = Path("reports") / "runs"
 
 
 def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus process id."""
+    """A sortable, unique run id: UTC time (to the microsecond) plus process id."""
     now = _dt.datetime.now(_dt.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%S}-{os.getpid()}"
+    return f"{now:%Y%m%dT%H%M%S}-{now.microsecond:06d}-{os.getpid()}"
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,0 +1,90 @@
+"""check_optimizer: the conformance suite catches wrong plug-ins and passes correct ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import strategies as st
+
+import dynverify
+from dynverify.check import check_optimizer, replay
+
+WRONG = {
+    # plug-in: (claim that must catch it, reason of its counterexample)
+    "wrong_optimizers:too_wide": ("filter_agrees", "spectrum inside the filter but r > 1"),
+    "wrong_optimizers:too_narrow": ("filter_agrees", "spectrum outside the filter but r ≤ 1"),
+    "wrong_optimizers:sign_error": ("filter_agrees", "spectrum inside the filter but r > 1"),
+    "wrong_optimizers:moving_init": ("stable_converges", "init-not-fixed-point"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(WRONG))
+def test_wrong_plugins_are_caught_with_a_replayable_minimal_counterexample(target, tmp_path):
+    claim, reason = WRONG[target]
+    res = check_optimizer(target, claims=[claim], profile="dev", reports=tmp_path)
+    assert not res.ok
+    (cr,) = res.results
+    assert cr.counterexample["verdict"]["reason"] == reason
+    # shrinking: the minimal example is one-dimensional with no extra terms
+    spec = cr.counterexample["function"]
+    assert spec["kind"] == "planted" and len(spec["spectrum"]) == 1 and spec["terms"] == []
+    # the JSON alone rebuilds the case, and the case fails again
+    path = cr.counterexample_path
+    assert json.loads(Path(path).read_text(encoding="utf-8"))["claim"] == claim
+    again = replay(path)
+    assert again.reproduces and again.verdict.reason == reason
+    assert "COUNTEREXAMPLE" in str(res) and "dynverify replay" in str(res)
+
+
+def test_a_raising_optimizer_gives_a_clear_error_and_the_run_continues(tmp_path):
+    res = check_optimizer("wrong_optimizers:raises", profile="dev", reports=tmp_path)
+    assert len(res.results) == 5  # every claim still ran
+    for cr in res.results:
+        ev = cr.counterexample["verdict"]["evidence"]
+        assert "raises" in ev["error"] and "boom" in ev["error"] and "step" in ev["error"]
+
+
+def test_a_nan_returning_optimizer_is_named_as_such(tmp_path):
+    res = check_optimizer("wrong_optimizers:returns_nan", claims=["filter_agrees"],
+                          profile="dev", reports=tmp_path)
+    (cr,) = res.results
+    assert cr.counterexample["verdict"]["reason"] == "nonfinite-step"
+    assert "non-finite" in cr.counterexample["verdict"]["evidence"]["error"]
+
+
+def test_sam_is_reported_outside_the_hypotheses():
+    res = check_optimizer("sam", claims=["filter_agrees", "stable_converges"], profile="dev")
+    assert res.ok
+    for cr in res.results:
+        assert cr.counts["inconclusive"] > 0 and cr.counts["pass"] == 0
+        assert set(cr.reasons) == {"outside-hypotheses"}
+
+
+def test_plugin_without_declared_filter_is_checked_against_its_derived_filter():
+    res = check_optimizer("wrong_optimizers:undeclared_gd",
+                          claims=["filter_agrees", "stable_converges"], profile="dev")
+    assert res.ok, str(res)
+    assert all(cr.counts["pass"] > 0 for cr in res.results)
+
+
+def test_usable_as_an_assertion_in_a_users_test():
+    def my_gd(lr):
+        return dynverify.Optimizer(name="my_gd", hyperparameters={"lr": lr},
+                                   init=lambda X: (X,),
+                                   step=lambda s, f: (s[0] - lr * f.grad(s[0]),))
+
+    hp = st.fixed_dictionaries({"lr": st.floats(0.05, 0.5)})
+    res = dynverify.check_optimizer(my_gd, hyperparameters=hp, profile="dev",
+                                    claims=["filter_agrees", "unstable_no_convergence"])
+    assert res.ok, str(res)
+    assert res.optimizer == "my_gd"
+
+
+def test_bad_arguments_are_rejected_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="no_such_claim"):
+        check_optimizer("gradient_descent", claims=["no_such_claim"], reports=tmp_path)
+    with pytest.raises(ValueError, match="profile"):
+        check_optimizer("gradient_descent", profile="nope", reports=tmp_path)
+    assert not any(tmp_path.iterdir())  # no run directory was started

@@ -1,0 +1,222 @@
+"""Claims on hand-built cases whose answers follow from closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dynverify import Optimizer, Region
+from dynverify.claims import (
+    Case,
+    Outcome,
+    Relation,
+    Settings,
+    convergence_filters,
+    filter_agrees,
+    metamorphic,
+    stable_converges,
+    unstable_no_convergence,
+)
+from dynverify.functions import Quadratic, ScaledFunction
+from dynverify.landscapes import Product
+from dynverify.optimizers import gradient_descent, heavy_ball, sam, usam
+from dynverify.planted import PlantedFunction
+from dynverify.registry import resolve_factory
+
+RNG = np.random.default_rng(20261128)
+
+
+def ball(center, radius=1e-3, n=8):
+    center = np.asarray(center, dtype=float)
+    U = RNG.standard_normal((n, center.size))
+    U *= radius * RNG.uniform(0.2, 1.0, (n, 1)) / np.linalg.norm(U, axis=1, keepdims=True)
+    return center + U
+
+
+def planted_case(opt, lams, *, terms=(), x_star=None, relations=()):
+    lams = tuple(float(v) for v in lams)
+    x_star = np.zeros(len(lams)) if x_star is None else np.asarray(x_star, dtype=float)
+    f = PlantedFunction(lams, x_star, terms=terms)
+    return Case(opt, f, ball(x_star), x_star=x_star, spectrum=lams, relations=tuple(relations))
+
+
+# -- claim 1 ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lam, inside", [(10.0, True), (19.0, True), (25.0, False),
+                                         (-1.0, False)])
+def test_filter_agrees_on_gradient_descent(lam, inside):
+    opt = gradient_descent(lr=0.1)
+    v = filter_agrees(planted_case(opt, [1.0, lam]))
+    assert v.outcome is Outcome.PASS
+    assert v.evidence["predicted_inside"] is inside
+    assert math.isclose(v.evidence["spectral_radius"], max(0.9, abs(1 - 0.1 * lam)),
+                        rel_tol=1e-7)
+
+
+def test_filter_agrees_is_inconclusive_in_the_boundary_band():
+    v = filter_agrees(planted_case(gradient_descent(lr=0.1), [20.0]))  # r = 1 exactly
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "boundary-band"
+
+
+def test_filter_declared_too_wide_is_a_counterexample():
+    lr = 0.1
+    wrong = Optimizer(name="wide", hyperparameters={"lr": lr}, init=lambda X: (X,),
+                      step=lambda s, f: (s[0] - lr * f.grad(s[0]),),
+                      region=Region([(0.0, 3.0 / lr)]))
+    v = filter_agrees(planted_case(wrong, [25.0]))  # inside [0, 30], r = 1.5
+    assert v.outcome is Outcome.COUNTEREXAMPLE
+    assert "r > 1" in v.reason
+
+
+# -- claims 2 and 3 --------------------------------------------------------------------
+
+def test_unstable_point_is_never_reached():
+    v = unstable_no_convergence(planted_case(gradient_descent(lr=0.1), [1.0, 25.0]))
+    assert v.outcome is Outcome.PASS
+    assert v.evidence["observed"]["counts"]["converged_target"] == 0
+
+
+def test_saddle_is_unstable_for_gradient_descent():
+    # λ = -1: r = |1 + α| = 1.1
+    v = unstable_no_convergence(planted_case(gradient_descent(lr=0.1), [2.0, -1.0],
+                                             terms=[("quartic", 0.5, (0.6, 0.8))]))
+    assert v.outcome is Outcome.PASS
+    assert math.isclose(v.evidence["spectral_radius"], 1.1, rel_tol=1e-6)
+
+
+def test_stable_point_converges_at_the_predicted_rate():
+    opt = heavy_ball(lr=0.1, momentum=0.5)
+    lams = [1.0, 12.0]
+    v = stable_converges(planted_case(opt, lams, terms=[("cube", 0.7, (1.0, 0.0))]))
+    assert v.outcome is Outcome.PASS, v
+    # closed form: max root modulus of z² − (1 + β − αλ)z + β over the spectrum
+    r = max(np.max(np.abs(np.roots([1, -(1.5 - 0.1 * lam), 0.5]))) for lam in lams)
+    assert math.isclose(v.evidence["spectral_radius"], r, rel_tol=1e-6)
+    assert abs(v.evidence["observed"]["observed_rate_median"] - r) <= 0.05
+
+
+@pytest.mark.parametrize("lams", [[-5.0, 3.0], [-5.0, -6.0]])
+def test_usam_converging_to_saddles_and_maxima_in_its_negative_band_is_a_pass(lams):
+    # usam(0.1, 0.5): filter [-7.403, -2] ∪ [0, 5.403]; multiplier 1 − αλ(1 + ρλ)
+    opt = usam(lr=0.1, rho=0.5)
+    v = stable_converges(planted_case(opt, lams))
+    assert v.outcome is Outcome.PASS
+    assert v.evidence["observed"]["counts"]["converged_target"] == 8
+    r = max(abs(1 - 0.1 * lam * (1 + 0.5 * lam)) for lam in lams)
+    assert math.isclose(v.evidence["spectral_radius"], r, rel_tol=1e-6)
+
+
+def test_stable_claim_premise_not_met_is_inconclusive():
+    v = stable_converges(planted_case(gradient_descent(lr=0.1), [25.0]))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason.startswith("premise-not-met")
+
+
+def test_init_not_a_fixed_point_is_a_counterexample():
+    bad = Optimizer(name="bad_init", hyperparameters={}, init=lambda X: (X, X - 0.1),
+                    step=lambda s, f: (s[0] - 0.1 * f.grad(s[0]) + 0.5 * (s[0] - s[1]), s[0]))
+    for claim in (filter_agrees, unstable_no_convergence, stable_converges):
+        v = claim(planted_case(bad, [1.0]))
+        assert v.outcome is Outcome.COUNTEREXAMPLE and v.reason == "init-not-fixed-point"
+        assert v.evidence["fixed_point_defect"] > 0.01
+
+
+def test_raising_optimizer_becomes_a_counterexample_naming_it():
+    def step(state, f):
+        raise ZeroDivisionError("inside step")
+
+    boom = Optimizer(name="boom", hyperparameters={}, init=lambda X: (X,), step=step)
+    v = stable_converges(planted_case(boom, [1.0]))
+    assert v.outcome is Outcome.COUNTEREXAMPLE and v.reason == "error"
+    assert "boom" in v.evidence["error"] and "inside step" in v.evidence["error"]
+
+
+def test_sam_is_outside_the_hypotheses_for_every_claim():
+    opt = sam(lr=0.1, rho=0.5)
+    case = planted_case(opt, [1.0])
+    for claim in (filter_agrees, unstable_no_convergence, stable_converges):
+        v = claim(case)
+        assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "outside-hypotheses"
+        assert "C¹" in v.evidence["why"]
+
+
+# -- claim 4 ---------------------------------------------------------------------------
+
+def test_convergence_filters_on_the_product_manifold():
+    # ½(x₁x₂ − 1)²: minima x₁x₂ = 1 with Hessian eigenvalues {0, x₁² + x₂²}
+    opt = gradient_descent(lr=0.1)
+    X0 = RNG.uniform(-2, 2, (24, 2))
+    v = convergence_filters(Case(opt, Product(1.0), X0))
+    assert v.outcome is Outcome.PASS
+    for lim in v.evidence["limits"]:
+        x = np.array(lim["x"])
+        assert lim["critical"]
+        assert abs(x[0] * x[1] - 1) < 1e-6
+        assert max(lim["eigenvalues"]) <= 20.0 + 1e-6  # eigenvalue x₁² + x₂² ≤ 2/α
+
+
+def test_convergence_to_a_minimum_outside_a_declared_filter_is_a_counterexample():
+    lr = 0.1
+    narrow = Optimizer(name="narrow", hyperparameters={"lr": lr}, init=lambda X: (X,),
+                       step=lambda s, f: (s[0] - lr * f.grad(s[0]),),
+                       region=Region([(0.0, 1.0)]))
+    X0 = RNG.uniform(-2, 2, (16, 2))
+    v = convergence_filters(Case(narrow, ScaledFunction(Product(1.0), 2.0), X0))
+    assert v.outcome is Outcome.COUNTEREXAMPLE  # limits have eigenvalue 2(x₁²+x₂²) ≥ 4
+
+
+def test_noncritical_fixed_points_are_judged_by_their_spectral_radius():
+    # x⁺ = x − α(∇f(x) − b) converges to ∇f = b ≠ 0: a non-critical fixed point, ρ < 1
+    b = np.array([0.3])
+    biased = Optimizer(name="biased", hyperparameters={}, init=lambda X: (X,),
+                       step=lambda s, f: (s[0] - 0.1 * (f.grad(s[0]) - b),),
+                       region=Region([(0.0, 20.0)]))
+    v = convergence_filters(Case(biased, Quadratic.diagonal([2.0]), RNG.uniform(-2, 2, (6, 1))))
+    assert v.outcome is Outcome.PASS
+    assert v.evidence["n_noncritical"] == 6
+    for lim in v.evidence["limits"]:
+        assert math.isclose(lim["x"][0], 0.15, rel_tol=1e-6)  # 2x = 0.3
+        assert math.isclose(lim["spectral_radius"], 0.8, rel_tol=1e-6)
+
+
+# -- claim 5 ---------------------------------------------------------------------------
+
+def _relations(c=2.0):
+    Q = np.array([[0.6, 0.8], [-0.8, 0.6]])
+    return [Relation("rotation", {"Q": Q.tolist()}),
+            Relation("scaling", {"c": c, "exponents": {"lr": -1.0, "rho": -1.0}}),
+            Relation("reduction", {"overrides": {"rho": 0.0},
+                                   "reference": "gradient_descent"})]
+
+
+def test_metamorphic_relations_hold_for_usam():
+    case = planted_case(usam(lr=0.1, rho=0.5), [1.0, 3.0], terms=[("cube", 0.3, (0.6, 0.8))],
+                        relations=_relations())
+    v = metamorphic(case)
+    assert v.outcome is Outcome.PASS
+    assert [r["holds"] for r in v.evidence["relations"]] == [True, True, True]
+
+
+def test_wrong_scaling_exponent_is_caught():
+    rel = Relation("scaling", {"c": 2.0, "exponents": {"lr": 1.0}})  # should be -1
+    case = planted_case(gradient_descent(lr=0.1), [1.0, 3.0], relations=[rel])
+    v = metamorphic(case, resolve=resolve_factory)
+    assert v.outcome is Outcome.COUNTEREXAMPLE
+
+
+def test_rotation_is_not_expected_of_a_preconditioned_method():
+    P = np.array([1.0, 3.0])
+    pre = Optimizer(name="precond", hyperparameters={}, init=lambda X: (X,),
+                    step=lambda s, f: (s[0] - 0.05 * P[: s[0].shape[1]] * f.grad(s[0]),))
+    Q = np.array([[0.6, 0.8], [-0.8, 0.6]])
+    v = metamorphic(planted_case(pre, [1.0, 2.0], relations=[Relation("rotation",
+                                                                       {"Q": Q.tolist()})]))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "no-applicable-relation"
+
+
+def test_every_verdict_records_the_settings_it_used():
+    s = Settings(boundary_band=0.05, tol=1e-9)
+    v = stable_converges(planted_case(gradient_descent(lr=0.1), [1.0]), s)
+    assert v.settings["boundary_band"] == 0.05 and v.settings["tol"] == 1e-9
+    assert Settings.from_json(v.settings) == s
