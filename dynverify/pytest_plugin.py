@@ -39,8 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
     worker = getattr(config, "workerinput", None)
     config._dynverify_run_id = (worker or {}).get("dynverify_run_id") or new_run_id()
+    chosen = config.getoption("--dynverify-optimizer")
+    if chosen:
+        from dynverify.registry import UnknownOptimizerError, resolve
+
+        for name in chosen:
+            try:
+                resolve(name)
+            except UnknownOptimizerError as exc:
+                raise pytest.UsageError(f"--dynverify-optimizer: {exc}") from None
 
 
+# optional: the hook only exists when pytest-xdist is installed
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist (controller side): all workers write into the controller's run directory."""
     node.workerinput["dynverify_run_id"] = node.config._dynverify_run_id
@@ -50,7 +61,7 @@ def selected_optimizers(config: pytest.Config) -> list[str]:
     from dynverify.registry import registered
 
     chosen = config.getoption("--dynverify-optimizer")
-    return list(chosen) if chosen else sorted(registered())
+    return list(dict.fromkeys(chosen)) if chosen else sorted(registered())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
