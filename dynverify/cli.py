@@ -11,6 +11,7 @@ import argparse
 import inspect
 import json
 import math
+import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ def cmd_regions(args: argparse.Namespace) -> int:
     from dynverify.errors import NotDifferentiableError
     from dynverify.registry import registered
 
+    if args.plot:
+        _require_matplotlib()  # before any work, so the message is all the user sees
     regs = _resolve_all(args.names or sorted(registered()))
     rows, curves = [], []
     for reg in regs:
@@ -74,14 +77,19 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return EXIT_COUNTEREXAMPLE if any(r[4] == "NO" for r in rows) else EXIT_OK
 
 
-def _plot(curves: list[tuple[str, Any, Any]], path: str) -> None:
+def _require_matplotlib() -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         _fail("--plot needs matplotlib: pip install 'dynverify[plot]'")
+
+
+def _plot(curves: list[tuple[str, Any, Any]], path: str) -> None:
+    _require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import numpy as np
 
     scale = max([r.scale for _, _, r in curves if not r.empty and math.isfinite(r.scale)]
@@ -117,6 +125,8 @@ def _resolve_all(names: Sequence[str]) -> list[Any]:
             out.append(resolve(n))
         except UnknownOptimizerError as exc:
             _fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a plug-in module that fails on import
+            _fail(f"cannot load {n!r}: {type(exc).__name__}: {exc}")
     return out
 
 
@@ -198,13 +208,15 @@ def build_report(records: Any) -> dict[str, Any]:
         try:
             name, claim, outcome = c["optimizer"]["name"], c["claim"], c["outcome"]
         except (KeyError, TypeError):
+            name = claim = outcome = None
+        if not all(isinstance(v, str) for v in (name, claim, outcome)):
             records.problems.append(f"case record without optimizer/claim/outcome: {c!r:.80}")
             continue
         counts[(name, claim)][outcome] += 1
         r = c.get("spectral_radius")
         if isinstance(r, (int, float)) and outcome != "inconclusive":
             closest[(name, claim)] = min(closest.get((name, claim), math.inf), abs(r - 1))
-        if c.get("region"):
+        if isinstance(c.get("region"), str) and c["region"]:
             filters[name].add(c["region"])
         spec = c.get("spectrum")
         if isinstance(spec, list) and isinstance(r, (int, float)):
@@ -218,10 +230,10 @@ def build_report(records: Any) -> dict[str, Any]:
     cex_rows = []
     for rec in records.counterexamples:
         v = rec.get("verdict", {})
-        ev = v.get("evidence", {})
+        ev = v.get("evidence") if isinstance(v.get("evidence"), dict) else {}
         cex_rows.append([rec.get("claim"), rec.get("optimizer", {}).get("name"),
                          json.dumps(rec.get("optimizer", {}).get("hyperparameters")),
-                         v.get("reason"), rec.get("function_repr", "")[:100],
+                         v.get("reason"), str(rec.get("function_repr", ""))[:100],
                          json.dumps(ev.get("spectrum", rec.get("spectrum"))),
                          rec.get("_path")])
     return {"claims": claims_rows, "spectra": spectra_rows, "counterexamples": cex_rows,
@@ -232,6 +244,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from dynverify.records import latest_run, read_runs
 
     paths = args.runs
+    for p in paths:
+        if not os.path.isdir(p):
+            _fail(f"{p}: not a run directory")
     if not paths:
         latest = latest_run(args.reports)
         if latest is None:
@@ -354,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dynverify: interrupted (records written so far are kept)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dynverify report | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
