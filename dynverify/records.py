@@ -18,8 +18,10 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,28 @@ def new_run_id() -> str:
     """A sortable, unique run id: UTC time (to the microsecond) plus process id."""
     now = _dt.datetime.now(_dt.timezone.utc)
     return f"{now:%Y%m%dT%H%M%S}-{now.microsecond:06d}-{os.getpid()}"
+
+
+def _finite(x: Any) -> Any:
+    """x with non-finite floats as strings ("nan", "inf"), so every line is strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else str(x)
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _dumps(record: dict[str, Any], **kw: Any) -> str:
+    try:
+        return json.dumps(record, allow_nan=False, default=str, **kw)
+    except ValueError:  # a NaN or inf somewhere: record it as a string, never lose the case
+        return json.dumps(_finite(record), allow_nan=False, default=str, **kw)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -67,8 +91,8 @@ class RunWriter:
 
     def case(self, record: dict[str, Any]) -> None:
         """Append one case line and flush it to disk."""
-        line = json.dumps({"schema": CASE_SCHEMA, "run_id": self.run_id, "worker": self.worker,
-                           **record}, allow_nan=False, default=str)
+        line = _dumps({"schema": CASE_SCHEMA, "run_id": self.run_id, "worker": self.worker,
+                       **record})
         if self._cases is None:
             self._cases = open(self.dir / f"cases-{self.worker}.jsonl", "a", encoding="utf-8")
         self._cases.write(line + "\n")
@@ -77,19 +101,20 @@ class RunWriter:
     def counterexample(self, record: dict[str, Any]) -> Path:
         """Write a counterexample JSON and its Markdown rendering; return the JSON path."""
         record = {"schema": COUNTEREXAMPLE_SCHEMA, "run_id": self.run_id, **record}
-        text = json.dumps(record, indent=2, allow_nan=False, default=str)
+        text = _dumps(record, indent=2)
         digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-        stem = f"{record['claim']}-{record['optimizer']['name']}-{self.worker}-{digest}"
+        # names may contain ':' or '/' (module:factory plug-ins): keep the file name plain
+        stem = _safe_name(f"{record['claim']}-{record['optimizer']['name']}-{self.worker}-{digest}")
         path = self.dir / "counterexamples" / f"{stem}.json"
         record["reproduce"] = {**record.get("reproduce", {}),
                                "command": f"dynverify replay {path}"}
-        _atomic_write(path, json.dumps(record, indent=2, allow_nan=False, default=str))
+        _atomic_write(path, _dumps(record, indent=2))
         _atomic_write(path.with_suffix(".md"), render_markdown(record))
         return path
 
     def summary(self, data: dict[str, Any]) -> Path:
         path = self.dir / f"summary-{self.worker}.json"
-        _atomic_write(path, json.dumps(data, indent=2, allow_nan=False, default=str))
+        _atomic_write(path, _dumps(data, indent=2))
         return path
 
     def close(self) -> None:
@@ -174,6 +199,8 @@ def read_counterexample(path: str | os.PathLike[str]) -> dict[str, Any]:
         rec = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ReportError(f"{p}: no such file") from exc
+    except OSError as exc:  # a directory, no permission, ...
+        raise ReportError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportError(f"{p}: not valid JSON ({exc})") from exc
     if not isinstance(rec, dict) or rec.get("schema") != COUNTEREXAMPLE_SCHEMA:
@@ -182,6 +209,16 @@ def read_counterexample(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("claim", "optimizer", "verdict"):
         if key not in rec:
             raise ReportError(f"{p}: counterexample lacks {key!r}")
+    opt = rec["optimizer"]
+    if not isinstance(rec["claim"], str):
+        raise ReportError(f"{p}: 'claim' must be a string")
+    if not isinstance(opt, dict) or not isinstance(opt.get("name"), str):
+        raise ReportError(f"{p}: 'optimizer' must be an object with a string 'name'")
+    if not isinstance(opt.get("hyperparameters", {}), dict):
+        raise ReportError(f"{p}: 'optimizer.hyperparameters' must be an object")
+    if not isinstance(rec["verdict"], dict) or not isinstance(rec["verdict"].get("settings", {}),
+                                                                dict):
+        raise ReportError(f"{p}: 'verdict' must be an object (with 'settings' an object)")
     return rec
 
 
@@ -199,7 +236,10 @@ def read_runs(paths: list[str | os.PathLike[str]]) -> RunRecords:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 out.problems.append(f"{meta}: malformed ({exc})")
         for f in sorted(d.glob("cases-*.jsonl")):
-            out.cases.extend(_jsonl(f, out.problems))
+            try:
+                out.cases.extend(_jsonl(f, out.problems))
+            except OSError as exc:  # unreadable: report it, keep the lines read so far
+                out.problems.append(f"{f}: cannot read ({exc.strerror or exc}) — skipped")
         for f in sorted((d / "counterexamples").glob("*.json")):
             try:
                 rec = read_counterexample(f)
@@ -212,7 +252,15 @@ def read_runs(paths: list[str | os.PathLike[str]]) -> RunRecords:
 
 
 def latest_run(root: str | os.PathLike[str] | None = None) -> Path | None:
-    """The most recent run directory under root (by name, which sorts by time)."""
+    """The most recent run directory under root (by name, which sorts by time).
+
+    Only directories that hold run records count (a stray folder is not "the latest run").
+    """
     base = Path(root if root is not None else DEFAULT_ROOT)
-    runs = sorted(p for p in base.glob("*") if p.is_dir()) if base.is_dir() else []
+    runs = sorted(p for p in base.glob("*") if p.is_dir() and _is_run_dir(p)) \
+        if base.is_dir() else []
     return runs[-1] if runs else None
+
+
+def _is_run_dir(p: Path) -> bool:
+    return (p / "meta.json").exists() or any(p.glob("cases-*.jsonl"))
