@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dynverify.derive import derive_region
+from dynverify.derive import DerivationWarning, derive_region
 from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import FunctionError, NotDifferentiableError, OptimizerError
 from dynverify.functions import RotatedFunction, ScaledFunction, TestFunction
@@ -51,6 +52,8 @@ class Settings:
         eig_band: claim 4 tolerates Hessian eigenvalues outside R by eig_band·scale(R).
         metamorphic_steps: steps compared by claim 5; metamorphic_rtol its tolerance.
         free_steps: step budget of the free runs of claim 4.
+        region_rtol: claim 1 also requires a declared filter to equal the derived one
+            within region_rtol·scale.
     """
 
     boundary_band: float = 0.02
@@ -66,6 +69,7 @@ class Settings:
     metamorphic_steps: int = 12
     metamorphic_rtol: float = 1e-7
     free_steps: int = 3000
+    region_rtol: float = 1e-6
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,7 +244,10 @@ def _escape(case: Case, settings: Settings, radius: float) -> float:
 # -- claim 1 ---------------------------------------------------------------------------
 
 def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
-    """Claim 1: spectrum ⊂ R ⇔ r ≤ 1 (inconclusive when |r − 1| < δ)."""
+    """Claim 1: spectrum ⊂ R ⇔ r ≤ 1 (inconclusive when |r − 1| < δ).
+
+    A declared filter must moreover equal :func:`derive_region` of the optimizer.
+    """
     name = "filter_agrees"
 
     def body() -> Verdict:
@@ -252,13 +259,25 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         ev = dict(spectral_radius=r, spectrum=lams, region=region.to_json(),
                   region_str=str(region), predicted_inside=inside,
                   boundary_distance=_boundary_distance(region, lams))
+        if abs(r - 1.0) >= settings.boundary_band and inside != (r <= 1.0):
+            why = ("spectrum inside the filter but r > 1" if inside
+                   else "spectrum outside the filter but r ≤ 1")
+            return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, **ev)
+        declared = case.optimizer.region
+        if declared is not None:
+            # a declared filter must also equal the one derived from the update itself:
+            # this catches a wrong declaration whatever spectrum was drawn
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DerivationWarning)
+                derived = derive_region(case.optimizer)
+            ev["derived_region"] = str(derived)
+            if not declared.isclose(derived, rtol=settings.region_rtol):
+                return _verdict(name, Outcome.COUNTEREXAMPLE,
+                                "declared filter differs from the derived filter", settings,
+                                **ev)
         if abs(r - 1.0) < settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "boundary-band", settings, **ev)
-        if inside == (r <= 1.0):
-            return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
-        why = ("spectrum inside the filter but r > 1" if inside
-               else "spectrum outside the filter but r ≤ 1")
-        return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, **ev)
+        return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
 
     return _guard(name, settings, body)
 

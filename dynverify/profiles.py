@@ -1,12 +1,11 @@
 """Hypothesis settings profiles: ``dev`` (quick), ``ci`` (derandomized), ``deep`` (thorough).
 
-Registered when dynverify's pytest plugin loads; ``CI=true`` in the environment loads
-``ci`` unless ``--hypothesis-profile`` says otherwise.
+Registered when dynverify's pytest plugin loads, so ``--hypothesis-profile=deep`` works
+from any directory. Registering loads nothing: a project's own Hypothesis tests keep their
+settings unless they choose one of these profiles.
 """
 
 from __future__ import annotations
-
-import os
 
 from hypothesis import HealthCheck, Phase, settings
 
@@ -14,7 +13,7 @@ PROFILES = ("dev", "ci", "deep")
 
 
 def register_profiles() -> None:
-    """Register the three profiles with Hypothesis (idempotent) and load ``ci`` under CI."""
+    """Register the three profiles with Hypothesis (idempotent)."""
     slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large]
     # the explain phase costs seconds per failure and adds little to these reports
     quick = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
@@ -27,5 +26,3 @@ def register_profiles() -> None:
                               suppress_health_check=slow_ok,
                               phases=[Phase.explicit, Phase.reuse, Phase.generate,
                                       Phase.target, Phase.shrink])
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        settings.load_profile("ci")

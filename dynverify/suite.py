@@ -20,7 +20,7 @@ from dynverify.check import ClaimRunner
 
 
 # the runner fixture is deliberately shared by all examples of one test item
-@hsettings(report_multiple_bugs=False,
+@hsettings(report_multiple_bugs=False, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_claim(dynverify_runner: ClaimRunner, data: st.DataObject) -> None:
