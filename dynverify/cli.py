@@ -8,13 +8,14 @@ malformed counterexample file).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import math
 import os
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from tabulate import tabulate
@@ -130,8 +131,25 @@ def _resolve_all(names: Sequence[str]) -> list[Any]:
     return out
 
 
+@contextlib.contextmanager
+def _hypothesis_seed(seed: int | None) -> Iterator[None]:
+    """Seed every property run inside (``hypothesis.seed`` only works on the test itself,
+    which ``run_claim`` builds internally; this is how Hypothesis' own ``--hypothesis-seed``
+    seeds all tests). Needs ``derandomize=False``, which takes precedence."""
+    if seed is None:
+        yield
+        return
+    import hypothesis.core
+
+    saved = hypothesis.core.global_force_seed
+    hypothesis.core.global_force_seed = seed
+    try:
+        yield
+    finally:
+        hypothesis.core.global_force_seed = saved
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from hypothesis import seed as hseed
     from hypothesis import settings as hsettings
     from tqdm import tqdm
 
@@ -165,10 +183,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 def tick(_: Any) -> None:
                     bar.update(1)
 
-                if args.seed is not None:
-                    res = hseed(args.seed)(run_claim)(reg, claim, hypothesis_settings=hs,
-                                                      writer=writer, on_case=tick)
-                else:
+                with _hypothesis_seed(args.seed):
                     res = run_claim(reg, claim, hypothesis_settings=hs, writer=writer,
                                     on_case=tick)
                 bar.update(max(0, done + hs.max_examples - bar.n))
@@ -183,7 +198,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"error       {r.optimizer}/{r.claim}: {r.error}")
         if r.counterexample:
             bad = True
-            print(f"counterexample {r.optimizer}/{r.claim}: {r.counterexample['verdict']['reason']}"
+            v = r.counterexample["verdict"]
+            why = v["reason"]
+            if v.get("evidence", {}).get("error"):  # a broken optimizer: say what broke
+                why += f": {v['evidence']['error']}"
+            print(f"counterexample {r.optimizer}/{r.claim}: {why}"
                   f"\n    dynverify replay {r.counterexample_path}")
     print(f"records: {writer.dir}")
     return EXIT_COUNTEREXAMPLE if bad else EXIT_OK
