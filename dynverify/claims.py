@@ -272,6 +272,7 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
                 derived = derive_region(case.optimizer)
             ev["derived_region"] = str(derived)
             if not declared.isclose(derived, rtol=settings.region_rtol):
+                ev.update(_witness(case.optimizer, declared, derived))
                 return _verdict(name, Outcome.COUNTEREXAMPLE,
                                 "declared filter differs from the derived filter", settings,
                                 **ev)
@@ -280,6 +281,27 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
 
     return _guard(name, settings, body)
+
+
+def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any]:
+    """An eigenvalue on which the declared and derived filters disagree, with ρ₁ there."""
+    from dynverify.derive import filter_function
+
+    ends = sorted(set(declared.boundary()) | set(derived.boundary()))
+    if not ends:
+        return {}
+    span = max(1.0, ends[-1] - ends[0])
+    # midpoints of the gaps between boundary points (gaps at rounding level say nothing)
+    probes = [0.5 * (a + b) for a, b in zip(ends, ends[1:]) if b - a > 1e-6 * span]
+    probes += [ends[0] - 0.1 * span, ends[-1] + 0.1 * span]
+    for lam in probes:
+        a, b = bool(declared.contains(lam)), bool(derived.contains(lam))
+        if a != b:
+            rho = float(filter_function(opt)(np.array([lam]))[0])
+            return {"witness_lambda": lam, "witness_spectral_radius": rho,
+                    "witness": f"λ = {lam:.6g} is {'inside' if a else 'outside'} the declared "
+                               f"filter but ρ₁(λ) = {rho:.6g}"}
+    return {}
 
 
 # -- claims 2 and 3 --------------------------------------------------------------------
