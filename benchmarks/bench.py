@@ -602,6 +602,73 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def render_markdown(paths: list[Path]) -> str:
+    """Markdown tables (for the README) of saved result files."""
+    parts = []
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        env = res["environment"]
+        parts.append(f"`{res['command']}` — {res['date']}, git {env.get('git')}, "
+                     f"load average {env.get('load_average_at_start')} → "
+                     f"{env.get('load_average_at_end')}")
+        if res.get("engine"):
+            rows = []
+            for r in res["engine"]:
+                ag, jx = r.get("autograd"), r.get("jax")
+                rows.append([r["optimizer"], r["d"], f"{1e6 / r['rate']:.3g}",
+                             f"{1e6 / ag['rate']:.3g}" if ag else "—",
+                             f"{r['vs_autograd']:,.0f}×" if ag else "—",
+                             f"{1e6 / jx['rate']:.3g}" if jx else "—",
+                             f"{r['vs_jax']:.2f}×" if jx else "—",
+                             f"{jx['compile_seconds']:.2f}" if jx else "—"])
+            w = res["workload"]
+            parts.append(f"Engine, B×T = {w['B']}×{w['T']} point-steps per row, µs per "
+                         f"point-step (best of {w['repeat']}); autograd measured on "
+                         f"{w['autograd_subset']['B']}×{w['autograd_subset']['T']} and "
+                         "extrapolated; JAX excludes compile time (last column).\n\n"
+                         + tabulate(rows, headers=["optimizer", "d", "dynverify µs",
+                                                   "autograd µs", "dynverify vs autograd",
+                                                   "JAX µs", "dynverify vs JAX",
+                                                   "JAX compile s"],
+                                    tablefmt="github", disable_numparse=True))
+        if res.get("scaling"):
+            parts.append("Where the time goes (µs per point-step)\n\n" + tabulate(
+                [[r["optimizer"], r["d"], r["B"], r["T"], f"{r['engine_us']:.3g}",
+                  f"{r['bare_loop_us']:.3g}",
+                  f"{r['jax_us']:.3g}" if r["jax_us"] is not None else "—",
+                  f"{r['vs_jax']:.2f}×" if r["vs_jax"] is not None else "—"]
+                 for r in res["scaling"]],
+                headers=["optimizer", "d", "B", "T", "engine", "bare step loop", "JAX",
+                         "engine vs JAX"], tablefmt="github", disable_numparse=True))
+        if res.get("claims"):
+            claims = list(dict.fromkeys(r["claim"] for r in res["claims"]))
+            opts = list(dict.fromkeys(r["optimizer"] for r in res["claims"]))
+            cell = {(r["optimizer"], r["claim"]): r for r in res["claims"]}
+
+            def fmt(r: dict[str, Any] | None) -> str:
+                if r is None or "cases" not in r:
+                    return "pending"
+                return f"{r['cases_per_second']:.0f}" + (" (cex)" if r["counterexample"]
+                                                         else "")
+            total = sum(r.get("cases", 0) for r in res["claims"])
+            secs = sum(r.get("seconds", 0.0) for r in res["claims"])
+            parts.append(f"Claim throughput, verified cases per second (`ci` profile; "
+                         f"{total} cases in {secs:.0f} s overall)\n\n" + tabulate(
+                             [[o, *(fmt(cell.get((o, c))) for c in claims)] for o in opts],
+                             headers=["optimizer", *claims], tablefmt="github",
+                             disable_numparse=True))
+        if res.get("suite"):
+            parts.append("Suite wall time\n\n" + tabulate(
+                [[f"`{r['command']}`", f"{r['seconds'] / 60:.1f} min", r["summary"]]
+                 for r in res["suite"]], headers=["command", "wall time", "pytest"],
+                tablefmt="github", disable_numparse=True))
+        if res.get("targets"):
+            parts.append(tabulate([[t["target"], t["measured"], "met" if t["met"] else
+                                    "**missed**"] for t in res["targets"]],
+                                  headers=["target", "measured", ""], tablefmt="github"))
+    return "\n\n".join(parts)
+
+
 def _load() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -648,6 +715,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="BLAS threads of this process (default 1: the engine's matrices are "
                         "small; 0 = leave the environment as is). The suite runs with the "
                         "environment the script was started with")
+    p.add_argument("--render", nargs="+", default=None, metavar="JSON",
+                   help="print Markdown tables of saved result files and exit")
     p.add_argument("--out", default=None, help="JSON output path (default benchmarks/results/)")
     args = p.parse_args(argv)
     q = args.quick
@@ -670,6 +739,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from dynverify.optimizers import BUILTINS
 
     args = parse_args(argv)
+    if args.render:
+        print(render_markdown([Path(p) for p in args.render]))
+        return {}
     if args.blas_threads > 0 and argv is None:
         _pin_blas_threads(args.blas_threads)
     names = _csv(args.optimizers) if args.optimizers else list(BUILTINS)
@@ -688,8 +760,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "hyperparameters": {n: HYPERPARAMETERS[n] for n in names},
                      "autograd_subset": {"B": args.autograd_batch, "T": args.autograd_steps}},
     }
-    out = Path(args.out) if args.out else RESULTS / (
-        ("quick" if args.quick else "full") + "-" + "-".join(args.sections) + ".json")
+    stem = ("quick" if args.quick else "full") + "-" + "-".join(args.sections)
+    if "suite" in args.sections:
+        stem += f"-{args.suite}"
+    out = Path(args.out) if args.out else RESULTS / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     blocks = []
 
