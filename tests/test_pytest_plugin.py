@@ -17,8 +17,10 @@ pytest_plugins = ["pytester"]
 PLUGINS = Path(__file__).parent / "plugins"
 #: keep the inner runs small: a handful of examples per claim, no example database
 CONFTEST = """
-from hypothesis import settings
-settings.register_profile("tiny", max_examples=4, deadline=None, database=None)
+from hypothesis import Phase, settings
+# no explain phase: it costs seconds per failure
+settings.register_profile("tiny", max_examples=4, deadline=None, database=None,
+                          phases=[Phase.explicit, Phase.generate, Phase.shrink])
 """
 BASE = ["-p", "no:cacheprovider", "-p", "no:benchmark", "--hypothesis-profile=tiny"]
 
