@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from hypothesis import event, given, note, target
+from hypothesis import seed as hseed
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -289,15 +290,27 @@ class ClaimRunner:
 
 def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
               writer: RunWriter | None = None, settings: Settings = DEFAULT_SETTINGS,
-              on_case: Callable[[Verdict], None] | None = None) -> ClaimResult:
-    """Run one claim on one optimizer through Hypothesis and collect the result."""
+              on_case: Callable[[Verdict], None] | None = None, seed: int | None = None
+              ) -> ClaimResult:
+    """Run one claim on one optimizer through Hypothesis and collect the result.
+
+    ``seed`` seeds Hypothesis (and turns off the profile's derandomization).
+    """
     runner = ClaimRunner(reg, claim, writer=writer, settings=settings, on_case=on_case,
                          use_target=hypothesis_settings.max_examples >= 500)
 
-    @hsettings(hypothesis_settings, report_multiple_bugs=False)
+    # a seed replaces the profile's derandomization (and its example database)
+    hs = (hsettings(hypothesis_settings, report_multiple_bugs=False) if seed is None else
+          hsettings(hypothesis_settings, report_multiple_bugs=False, derandomize=False,
+                    database=None))
+
+    @hsettings(hs)
     @given(runner.strategy())
     def prop(case: Case | None) -> None:
         runner.execute(case)
+
+    if seed is not None:
+        prop = hseed(seed)(prop)
 
     start = time.perf_counter()
     error: BaseException | None = None
@@ -318,7 +331,7 @@ def _blob(exc: BaseException) -> str | None:
 def check_optimizer(factory: Any, *, hyperparameters: Any = None,
                     claims: Iterable[str] | None = None, profile: str = "ci",
                     reports: str | Path | None = None, settings: Settings = DEFAULT_SETTINGS,
-                    writer: RunWriter | None = None) -> CheckResult:
+                    writer: RunWriter | None = None, seed: int | None = None) -> CheckResult:
     """Run the claims on one optimizer and return per-claim results.
 
     Args:
@@ -328,6 +341,7 @@ def check_optimizer(factory: Any, *, hyperparameters: Any = None,
         claims: claim names (default: all five).
         profile: Hypothesis profile: ``dev``, ``ci`` or ``deep``.
         reports: directory of run directories to record into (None: no records).
+        seed: a Hypothesis seed (None: the profile decides; ``ci`` is derandomized).
 
     Example::
 
@@ -355,7 +369,7 @@ def check_optimizer(factory: Any, *, hyperparameters: Any = None,
     try:
         for c in claims:
             results.append(run_claim(reg, c, hypothesis_settings=hs, writer=writer,
-                                     settings=settings))
+                                     settings=settings, seed=seed))
     finally:
         if own and writer is not None:
             writer.summary({"results": [r.to_json() for r in results]})

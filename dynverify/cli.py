@@ -8,14 +8,13 @@ malformed counterexample file).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import json
 import math
 import os
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from tabulate import tabulate
@@ -131,24 +130,6 @@ def _resolve_all(names: Sequence[str]) -> list[Any]:
     return out
 
 
-@contextlib.contextmanager
-def _hypothesis_seed(seed: int | None) -> Iterator[None]:
-    """Seed every property run inside (``hypothesis.seed`` only works on the test itself,
-    which ``run_claim`` builds internally; this is how Hypothesis' own ``--hypothesis-seed``
-    seeds all tests). Needs ``derandomize=False``, which takes precedence."""
-    if seed is None:
-        yield
-        return
-    import hypothesis.core
-
-    saved = hypothesis.core.global_force_seed
-    hypothesis.core.global_force_seed = seed
-    try:
-        yield
-    finally:
-        hypothesis.core.global_force_seed = saved
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     from hypothesis import settings as hsettings
     from tqdm import tqdm
@@ -166,8 +147,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         if c not in CLAIMS:
             _fail(f"unknown claim {c!r}; known: {', '.join(CLAIMS)}")
     hs = hsettings.get_profile(args.profile)
-    if args.seed is not None:
-        hs = hsettings(hs, derandomize=False)
     writer = RunWriter(args.reports, meta={"profile": args.profile, "seed": args.seed,
                                            "optimizers": [r.name for r in regs],
                                            "claims": claims, "source": "cli"})
@@ -183,9 +162,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 def tick(_: Any) -> None:
                     bar.update(1)
 
-                with _hypothesis_seed(args.seed):
-                    res = run_claim(reg, claim, hypothesis_settings=hs, writer=writer,
-                                    on_case=tick)
+                res = run_claim(reg, claim, hypothesis_settings=hs, writer=writer,
+                                on_case=tick, seed=args.seed)
                 bar.update(max(0, done + hs.max_examples - bar.n))
                 results.append(res)
     writer.summary({"results": [r.to_json() for r in results]})
