@@ -220,3 +220,11 @@ def test_every_verdict_records_the_settings_it_used():
     v = stable_converges(planted_case(gradient_descent(lr=0.1), [1.0]), s)
     assert v.settings["boundary_band"] == 0.05 and v.settings["tol"] == 1e-9
     assert Settings.from_json(v.settings) == s
+
+
+def test_a_violating_limit_must_attract_perturbed_runs_to_count():
+    from dynverify.claims import DEFAULT_SETTINGS, _attracts
+
+    opt, f = gradient_descent(lr=0.1), Product(1.0)
+    assert _attracts(opt, f, np.array([1.0, 1.0]), DEFAULT_SETTINGS)      # a minimum
+    assert not _attracts(opt, f, np.array([0.0, 0.0]), DEFAULT_SETTINGS)  # the saddle (eig ±1)
