@@ -194,11 +194,28 @@ def _spread(values: list[float]) -> str:
     return f"{len(values)} in [{min(values):.3g}, {max(values):.3g}]"
 
 
+def _ranges(hps: list[dict[str, Any]]) -> str:
+    keys = sorted({k for hp in hps for k in hp})
+    parts = []
+    for k in keys:
+        vals = [hp[k] for hp in hps if isinstance(hp.get(k), (int, float))]
+        if vals:
+            parts.append(f"{k} ∈ [{min(vals):.3g}, {max(vals):.3g}]")
+    return "; ".join(parts) or "—"
+
+
 def build_report(records: Any) -> dict[str, Any]:
-    """Summary tables (as data) from run records alone."""
+    """Summary tables (as data) from run records alone.
+
+    ``claims``: per optimizer × claim, the outcome counts and the smallest |r − 1| among
+    decided cases (None when the claim has no r); ``spectra``: per optimizer, the
+    hyperparameter ranges, how many distinct filters that gave (one shown), and the
+    eigenvalues planted at stable (r ≤ 1) and unstable (r > 1) points; ``counterexamples``.
+    """
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     closest: dict[tuple[str, str], float] = {}
-    filters: dict[str, set[str]] = defaultdict(set)
+    filters: dict[str, list[str]] = defaultdict(list)
+    hps: dict[str, list[dict[str, Any]]] = defaultdict(list)
     inside: dict[str, list[float]] = defaultdict(list)
     outside: dict[str, list[float]] = defaultdict(list)
     for c in records.cases:
@@ -210,20 +227,27 @@ def build_report(records: Any) -> dict[str, Any]:
             records.problems.append(f"case record without optimizer/claim/outcome: {c!r:.80}")
             continue
         counts[(name, claim)][outcome] += 1
+        hp = c["optimizer"].get("hyperparameters")
+        if isinstance(hp, dict):
+            hps[name].append(hp)
         r = c.get("spectral_radius")
         if isinstance(r, (int, float)) and outcome != "inconclusive":
             closest[(name, claim)] = min(closest.get((name, claim), math.inf), abs(r - 1))
-        if isinstance(c.get("region"), str) and c["region"]:
-            filters[name].add(c["region"])
+        if isinstance(c.get("region"), str) and c["region"] and c["region"] not in filters[name]:
+            filters[name].append(c["region"])
         spec = c.get("spectrum")
         if isinstance(spec, list) and isinstance(r, (int, float)):
             (inside if r <= 1 else outside)[name].extend(
                 float(v) for v in spec if isinstance(v, (int, float)))
     claims_rows = [[o, cl, sum(n.values()), n["pass"], n["counterexample"], n["inconclusive"],
-                    f"{closest[(o, cl)]:.3g}" if (o, cl) in closest else "—"]
+                    closest.get((o, cl))]
                    for (o, cl), n in sorted(counts.items())]
-    spectra_rows = [[o, "; ".join(sorted(filters[o]))[:120] or "—", _spread(inside[o]),
-                     _spread(outside[o])] for o in sorted({o for o, _ in counts})]
+    spectra_rows = []
+    for o in sorted({o for o, _ in counts}):
+        f = filters[o]
+        shown = (f"{len(f)} distinct, e.g. {f[0]}" if len(f) > 1 else f[0]) if f else "—"
+        spectra_rows.append([o, _ranges(hps[o]), shown, _spread(inside[o]),
+                             _spread(outside[o])])
     cex_rows = []
     for rec in records.counterexamples:
         v = rec.get("verdict", {})
@@ -256,14 +280,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         fmt = {"plain": "simple"}.get(args.format, args.format)
         print(f"runs: {', '.join(rep['runs'])}\n")
-        print(tabulate(rep["claims"], headers=["optimizer", "claim", "cases", "pass",
-                                               "counterexample", "inconclusive",
-                                               "closest |r-1|"], tablefmt=fmt))
+        rows = [[*r[:-1], "—" if r[-1] is None else f"{r[-1]:.3g}"] for r in rep["claims"]]
+        print(tabulate(rows, headers=["optimizer", "claim", "cases", "pass", "counterexample",
+                                      "inconclusive", "closest |r-1|"], tablefmt=fmt))
         print()
-        print(tabulate(rep["spectra"], headers=["optimizer", "filter(s)",
-                                                "eigenvalues tested, stable cases",
-                                                "eigenvalues tested, unstable cases"],
-                       tablefmt=fmt))
+        print(tabulate(rep["spectra"], headers=["optimizer", "hyperparameters", "filters",
+                                                "eigenvalues at stable points (r ≤ 1)",
+                                                "at unstable points (r > 1)"],
+                       tablefmt=fmt, maxcolwidths=[None, 40, 40, None, None]))
         if rep["counterexamples"]:
             print()
             print(tabulate(rep["counterexamples"],

@@ -308,7 +308,7 @@ def test_report_on_a_real_run(capsys, wrong_run):
               ("filter_agrees", "stable_converges")}
     assert claims == {"filter_agrees", "stable_converges"}
     assert str(cex[0]) in out  # the counterexample table names the file
-    assert "eigenvalues tested" in out
+    assert "eigenvalues at stable points" in out and "lr ∈ [" in out
 
 
 @pytest.mark.parametrize("fmt", ["plain", "github", "markdown", "json"])
