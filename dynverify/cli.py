@@ -316,7 +316,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ev = new.evidence
     rows = [["verdict", f"{old['outcome']} ({old['reason']})",
              f"{new.outcome.value} ({new.reason})"]]
-    for key in ("spectral_radius", "predicted", "spectrum", "region_str"):
+    for key in ("spectral_radius", "predicted", "spectrum", "region_str", "derived_region",
+                "witness"):
         if key in ev or key in old.get("evidence", {}):
             rows.append([key, json.dumps(old.get("evidence", {}).get(key)),
                          json.dumps(ev.get(key))])

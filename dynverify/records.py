@@ -142,6 +142,9 @@ def render_markdown(rec: dict[str, Any]) -> str:
         "| | |", "|---|---|",
         f"| optimizer | `{opt.get('name')}({hp})` (source: {opt.get('source')}) |",
         f"| filter | {ev.get('region_str', '—')} |",
+        *([f"| filter derived from the update | {ev['derived_region']} |"]
+          if "derived_region" in ev else []),
+        *([f"| witness | {ev['witness']} |"] if "witness" in ev else []),
         f"| planted point x̄ | `{rec.get('x_star')}` |",
         f"| Hessian spectrum | `{ev.get('spectrum', rec.get('spectrum'))}` |",
         f"| predicted spectral radius r | {ev.get('spectral_radius', '—')} |",
