@@ -276,7 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         paths = [str(latest)]
     rep = build_report(read_runs(paths))
     if args.format == "json":
-        print(json.dumps(rep, indent=2))
+        print(json.dumps(rep, indent=2, ensure_ascii=False))
     else:
         fmt = {"plain": "simple"}.get(args.format, args.format)
         print(f"runs: {', '.join(rep['runs'])}\n")
@@ -319,11 +319,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for key in ("spectral_radius", "predicted", "spectrum", "region_str", "derived_region",
                 "witness"):
         if key in ev or key in old.get("evidence", {}):
-            rows.append([key, json.dumps(old.get("evidence", {}).get(key)),
-                         json.dumps(ev.get(key))])
+            rows.append([key, json.dumps(old.get("evidence", {}).get(key), ensure_ascii=False),
+                         json.dumps(ev.get(key), ensure_ascii=False)])
     if "observed" in ev:
-        rows.append(["observed", json.dumps(old.get("evidence", {}).get("observed")),
-                     json.dumps(ev["observed"])])
+        rows.append(["observed", json.dumps(old.get("evidence", {}).get("observed"), ensure_ascii=False),
+                     json.dumps(ev["observed"], ensure_ascii=False)])
     print(tabulate(rows, headers=["", "recorded", "replayed"], maxcolwidths=[None, 50, 50]))
     print("counterexample reproduces" if rep.reproduces else "counterexample no longer reproduces")
     return EXIT_COUNTEREXAMPLE if rep.reproduces else EXIT_OK
