@@ -322,7 +322,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             rows.append([key, json.dumps(old.get("evidence", {}).get(key), ensure_ascii=False),
                          json.dumps(ev.get(key), ensure_ascii=False)])
     if "observed" in ev:
-        rows.append(["observed", json.dumps(old.get("evidence", {}).get("observed"), ensure_ascii=False),
+        recorded = old.get("evidence", {}).get("observed")
+        rows.append(["observed", json.dumps(recorded, ensure_ascii=False),
                      json.dumps(ev["observed"], ensure_ascii=False)])
     print(tabulate(rows, headers=["", "recorded", "replayed"], maxcolwidths=[None, 50, 50]))
     print("counterexample reproduces" if rep.reproduces else "counterexample no longer reproduces")
