@@ -306,18 +306,26 @@ def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any
 
 # -- claims 2 and 3 --------------------------------------------------------------------
 
+def _local_premise(name: str, case: Case, settings: Settings, predicted: str
+                   ) -> tuple[Verdict | None, float, dict[str, Any]]:
+    """Preconditions and linearization shared by claims 2 and 3 (``predicted`` may use {r})."""
+    pre = _precheck(name, case, settings)
+    if pre is not None:
+        return pre, math.nan, {}
+    r, lams, region = _linearization(case)
+    return None, r, dict(spectral_radius=r, spectrum=lams, region_str=str(region),
+                         boundary_distance=_boundary_distance(region, lams),
+                         predicted=predicted.format(r=r))
+
+
 def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 2: r ≥ 1 + δ ⇒ no initial point near x̄ converges to x̄."""
     name = "unstable_no_convergence"
 
     def body() -> Verdict:
-        pre = _precheck(name, case, settings)
+        pre, r, ev = _local_premise(name, case, settings, "no run converges to x̄")
         if pre is not None:
             return pre
-        r, lams, region = _linearization(case)
-        ev: dict[str, Any] = dict(spectral_radius=r, spectrum=lams, region_str=str(region),
-                                  boundary_distance=_boundary_distance(region, lams),
-                                  predicted="no run converges to x̄")
         if r < 1.0 + settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r < 1 + δ",
                             settings, **ev)
@@ -346,13 +354,10 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
     name = "stable_converges"
 
     def body() -> Verdict:
-        pre = _precheck(name, case, settings)
+        pre, r, ev = _local_premise(name, case, settings,
+                                    "every run converges to x̄ at rate ≈ {r:.4g}")
         if pre is not None:
             return pre
-        r, lams, region = _linearization(case)
-        ev: dict[str, Any] = dict(spectral_radius=r, spectrum=lams, region_str=str(region),
-                                  boundary_distance=_boundary_distance(region, lams),
-                                  predicted=f"every run converges to x̄ at rate ≈ {r:.4g}")
         if r > 1.0 - settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r > 1 − δ",
                             settings, **ev)

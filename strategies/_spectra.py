@@ -139,6 +139,12 @@ def placement_sets(region: Region, *, margin: float = 0.05, window: float = 3.0,
     return {k: _by_distance_to_zero(v) for k, v in sets.items()}
 
 
+def _draw_eigenvalues(draw: Any, dim: int, ivs: Intervals, allow_zero: bool) -> list[float]:
+    """dim eigenvalues from the intervals ivs, each possibly an exact 0 when allowed."""
+    return [0.0 if allow_zero and draw(st.booleans()) else _draw_in(draw, ivs)
+            for _ in range(dim)]
+
+
 @st.composite
 def spectra(draw: Any, *, region: Region, placement: str = "inside", min_dim: int = 1,
             max_dim: int = 4, margin: float = 0.05, window: float = 3.0,
@@ -195,12 +201,7 @@ def spectra(draw: Any, *, region: Region, placement: str = "inside", min_dim: in
 
     dim = draw(st.integers(min_dim, max_dim))
     others = sets["inside"] if placement == "inside" else sets["mixed"]
-    lams = []
-    for _ in range(dim):
-        if allow_zero and draw(st.booleans()):
-            lams.append(0.0)
-        else:
-            lams.append(_draw_in(draw, others))
+    lams = _draw_eigenvalues(draw, dim, others, allow_zero)
     if placement == "outside":
         lams[draw(st.integers(0, dim - 1))] = _draw_in(draw, main)
     return tuple(lams)
@@ -231,12 +232,7 @@ def boundary_spectra(draw: Any, *, region: Region, min_dim: int = 1, max_dim: in
     others = placement_sets(region, margin=margin, window=window,
                             allow_negative=allow_negative)["mixed"]
     dim = draw(st.integers(min_dim, max_dim))
-    lams = []
-    for _ in range(dim):
-        if allow_zero and draw(st.booleans()):
-            lams.append(0.0)
-        else:
-            lams.append(_draw_in(draw, others))
+    lams = _draw_eigenvalues(draw, dim, others, allow_zero)
     b = points[draw(st.integers(0, len(points) - 1))] if len(points) > 1 else points[0]
     lo = 0.0 if (b == 0.0 and not allow_negative) else -band * s
     offset = draw(st.floats(lo, band * s, allow_nan=False, allow_infinity=False,
