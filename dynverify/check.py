@@ -234,12 +234,12 @@ class ClaimRunner:
     """
 
     def __init__(self, reg: Registration, claim: str, *, writer: RunWriter | None = None,
-                 settings: Settings = DEFAULT_SETTINGS, use_target: bool = False,
+                 settings: Settings = DEFAULT_SETTINGS,
                  on_case: Callable[[Verdict], None] | None = None) -> None:
         if claim not in CLAIMS:
             raise ValueError(f"unknown claim {claim!r}; known: {', '.join(CLAIMS)}")
         self.reg, self.claim, self.writer, self.settings = reg, claim, writer, settings
-        self.use_target, self.on_case = use_target, on_case
+        self.on_case = on_case
         self.result = ClaimResult(reg.name, claim)
         self.failing: tuple[Case, Verdict] | None = None
 
@@ -255,7 +255,8 @@ class ClaimRunner:
         event(f"{verdict.outcome.value}: {verdict.reason}"[:80])
         note(f"{verdict}\nevidence: {verdict.evidence}")
         closeness = _closeness(verdict)
-        if self.use_target and math.isfinite(closeness) and verdict.reason != "boundary-band":
+        # steers generation toward r = 1 in profiles with the target phase (deep)
+        if math.isfinite(closeness) and verdict.reason != "boundary-band":
             target(-closeness, label="-|r-1|")
         if verdict.outcome is Outcome.COUNTEREXAMPLE:
             assert case is not None
@@ -296,8 +297,7 @@ def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
 
     ``seed`` seeds Hypothesis (and turns off the profile's derandomization).
     """
-    runner = ClaimRunner(reg, claim, writer=writer, settings=settings, on_case=on_case,
-                         use_target=hypothesis_settings.max_examples >= 500)
+    runner = ClaimRunner(reg, claim, writer=writer, settings=settings, on_case=on_case)
 
     # a seed replaces the profile's derandomization (and its example database)
     hs = (hsettings(hypothesis_settings, report_multiple_bugs=False) if seed is None else

@@ -92,14 +92,12 @@ def writer_for(config: pytest.Config) -> Any:
 def dynverify_runner(request: pytest.FixtureRequest, dynverify_optimizer: str,
                      dynverify_claim: str) -> Any:
     """The ClaimRunner of one optimizer × claim test item (shared by its examples)."""
-    from hypothesis import settings as hsettings
 
     from dynverify.check import ClaimRunner
     from dynverify.registry import resolve
 
     runner = ClaimRunner(resolve(dynverify_optimizer), dynverify_claim,
-                         writer=writer_for(request.config),
-                         use_target=hsettings.default.max_examples >= 500)
+                         writer=writer_for(request.config))
     request.node._dynverify_runner = runner
     return runner
 
