@@ -49,7 +49,7 @@ PLACEMENT = {
     "metamorphic": ("inside", "outside"),
 }
 N_LOCAL_POINTS = 8
-N_FREE_POINTS = 24
+N_FREE_POINTS = 16
 #: initial points of local claims lie in a ball of this radius at most (and within the
 #: planted function's quadratic radius, where the quadratic part dominates)
 LOCAL_RADIUS = 1e-2

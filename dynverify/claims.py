@@ -68,7 +68,7 @@ class Settings:
     eig_band: float = 1e-3
     metamorphic_steps: int = 12
     metamorphic_rtol: float = 1e-7
-    free_steps: int = 3000
+    free_steps: int = 2000
     region_rtol: float = 1e-6
 
     def to_json(self) -> dict[str, Any]:

@@ -97,6 +97,17 @@ def step_budget(rate: float, *, start: float, finish: float, factor: float = 2.0
     return int(min(maximum, math.ceil(steps) + minimum))
 
 
+def _row_sq_norm(new: tuple[np.ndarray, ...], old: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Σ over state components of ‖newᵢ − oldᵢ‖² per row."""
+    total = None
+    for n, o in zip(new, old):
+        d = (n - o).reshape(n.shape[0], -1)
+        sq = np.einsum("ij,ij->i", d, d)
+        total = sq if total is None else total + sq
+    assert total is not None
+    return total
+
+
 def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: float = 1e-9,
         target_tol: float = 1e-6, max_steps: int = 10_000, escape_radius: float = 1e6
         ) -> RunResult:
@@ -151,13 +162,12 @@ def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: fl
         for t in range(1, max_steps + 1):
             oracle.step = t
             new = apply_step(opt, state, oracle, t)
-            dz2 = sum(np.sum(np.reshape((n - s) ** 2, (n.shape[0], -1)), axis=1)
-                      for n, s in zip(new, state))
-            dz = np.sqrt(dz2)
+            dz = np.sqrt(_row_sq_norm(new, state))
             state = new
             xpos = opt.position(state)
             hist[t % H] = dz
-            off2 = np.sum((xpos - ref_a) ** 2, axis=1)
+            off = xpos - ref_a
+            off2 = np.einsum("ij,ij->i", off, off)
             # Fast path: a row with tol < ‖Δz‖ < ∞ and a finite off2 ≤ escape_radius²
             # (so x is finite) is neither non-finite, escaped nor converged. When every
             # row is like that, nothing is decided this step: skip the rate estimate and
