@@ -155,7 +155,7 @@ def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: fl
     ref_a = ref
     H = RATE_HISTORY + 1
     hist = np.full((H, B), np.nan)  # ‖Δz‖ of the last steps, ring buffer
-    esc2 = escape_radius ** 2
+    esc2 = escape_radius ** 2 if escape_radius < 1e150 else math.inf  # no float overflow
     off2_max = min(esc2, np.finfo(float).max)  # finite: off2 ≤ off2_max ⇒ x is finite
 
     with np.errstate(all="ignore"):
