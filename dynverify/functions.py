@@ -118,8 +118,10 @@ class Quadratic(TestFunction):
         if not np.all(np.isfinite(H)):
             raise ValueError("H must be finite")
         # relative to the whole matrix: Q diag(λ) Qᵀ is symmetric only up to rounding,
-        # which an entrywise relative test rejects wherever an entry is nearly 0
-        if np.max(np.abs(H - H.T), initial=0.0) > 1e-12 * np.max(np.abs(H), initial=0.0):
+        # which an entrywise relative test rejects wherever an entry is nearly 0; the
+        # absolute floor covers subnormal matrices, whose rounding is not relative
+        asym = np.max(np.abs(H - H.T), initial=0.0)
+        if asym > 1e-12 * np.max(np.abs(H), initial=0.0) + 1e-300:
             raise ValueError("H must be symmetric")
         self.dim = H.shape[0]
         self.H = 0.5 * (H + H.T)

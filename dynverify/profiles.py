@@ -22,7 +22,7 @@ def register_profiles() -> None:
     settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
                               print_blob=True, database=None, phases=quick,
                               suppress_health_check=slow_ok)
-    settings.register_profile("deep", max_examples=2000, deadline=None, print_blob=True,
+    settings.register_profile("deep", max_examples=1000, deadline=None, print_blob=True,
                               suppress_health_check=slow_ok,
                               phases=[Phase.explicit, Phase.reuse, Phase.generate,
                                       Phase.target, Phase.shrink])
