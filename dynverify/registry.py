@@ -17,7 +17,6 @@ where the object is a factory (optionally decorated with :func:`register_optimiz
 from __future__ import annotations
 
 import importlib
-import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -215,10 +214,3 @@ def resolve(spec: str | Factory | Registration) -> Registration:
 def resolve_factory(name: str) -> Factory:
     """The factory registered under ``name`` (used to rebuild optimizers on replay)."""
     return resolve(name).factory
-
-
-def required_arguments(factory: Factory) -> list[str]:
-    """Names of the factory's parameters without defaults."""
-    return [p.name for p in inspect.signature(factory).parameters.values()
-            if p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
