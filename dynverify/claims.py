@@ -516,7 +516,7 @@ Setup = tuple[Optimizer, TestFunction, np.ndarray]
 def _relation_setups(rel: Relation, case: Case,
                      resolve: Callable[[str], Callable[..., Optimizer]]
                      ) -> tuple[Setup, Setup, Callable[[np.ndarray], np.ndarray]]:
-    import inspect
+    from dynverify.registry import accepted
 
     opt, f, X0 = case.optimizer, case.function, case.X0
     hp = dict(opt.hyperparameters)
@@ -532,8 +532,7 @@ def _relation_setups(rel: Relation, case: Case,
     if rel.kind == "reduction":
         a_hp = {**hp, **rel.params["overrides"]}
         reference = resolve(str(rel.params["reference"]))
-        params = inspect.signature(reference).parameters
-        b = reference(**{k: v for k, v in a_hp.items() if k in params})
+        b = reference(**accepted(reference, a_hp))
         return (factory(**a_hp), f, X0), (b, f, X0), lambda X: X
     raise ValueError(f"unknown metamorphic relation kind {rel.kind!r}")
 

@@ -8,7 +8,6 @@ malformed counterexample file).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -33,9 +32,9 @@ def _fail(msg: str) -> NoReturn:
 # -- regions ---------------------------------------------------------------------------------
 
 def _hyperparameters_for(factory: Any, args: argparse.Namespace) -> dict[str, float]:
-    params = inspect.signature(factory).parameters
-    given = {"lr": args.lr, "momentum": args.momentum, "rho": args.rho}
-    return {k: v for k, v in given.items() if k in params}
+    from dynverify.registry import accepted
+
+    return accepted(factory, {"lr": args.lr, "momentum": args.momentum, "rho": args.rho})
 
 
 def cmd_regions(args: argparse.Namespace) -> int:

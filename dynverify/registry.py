@@ -17,6 +17,7 @@ where the object is a factory (optionally decorated with :func:`register_optimiz
 from __future__ import annotations
 
 import importlib
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -214,3 +215,9 @@ def resolve(spec: str | Factory | Registration) -> Registration:
 def resolve_factory(name: str) -> Factory:
     """The factory registered under ``name`` (used to rebuild optimizers on replay)."""
     return resolve(name).factory
+
+
+def accepted(factory: Factory, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters that ``factory`` takes (e.g. drop ``momentum`` for GD)."""
+    params = inspect.signature(factory).parameters
+    return {k: v for k, v in hyperparameters.items() if k in params}

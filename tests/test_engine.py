@@ -10,6 +10,7 @@ import dynverify as dv
 from dynverify import Optimizer, Status
 from dynverify import optimizers as O
 from dynverify.functions import Quadratic, TestFunction
+from dynverify.registry import accepted
 
 A, B, R = 0.1, 0.5, 0.5
 START, TOL, ESCAPE = 1e-2, 1e-10, 1e3
@@ -42,11 +43,8 @@ REGIONS["penalty_sam"] = REGIONS["usam"]
 
 
 def build(name):
-    if name == "gradient_descent":
-        return O.gradient_descent(lr=A)
-    if name in ("heavy_ball", "nesterov"):
-        return O.BUILTINS[name](lr=A, momentum=B)
-    return O.BUILTINS[name](lr=A, rho=R)
+    factory = O.BUILTINS[name]
+    return factory(**accepted(factory, {"lr": A, "momentum": B, "rho": R}))
 
 
 def boundary_cases():

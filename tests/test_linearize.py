@@ -9,6 +9,7 @@ import dynverify as dv
 from dynverify import Optimizer
 from dynverify import optimizers as O
 from dynverify.functions import Quadratic, from_callable
+from dynverify.registry import accepted
 
 A, B, R = 0.1, 0.6, 0.3  # lr, momentum, rho
 
@@ -31,11 +32,8 @@ def closed_form_jacobian(name, H):
 
 
 def build(name):
-    if name == "gradient_descent":
-        return O.gradient_descent(lr=A)
-    if name in ("heavy_ball", "nesterov"):
-        return O.BUILTINS[name](lr=A, momentum=B)
-    return O.BUILTINS[name](lr=A, rho=R)
+    factory = O.BUILTINS[name]
+    return factory(**accepted(factory, {"lr": A, "momentum": B, "rho": R}))
 
 
 SPECTRAL = [n for n in O.BUILTINS if n != "sam"]

@@ -79,3 +79,10 @@ def test_entry_points_contribute_optimizers_and_broken_ones_warn(monkeypatch):
         assert "broken" not in regs
     finally:
         registry.unregister("ep_opt")
+
+
+def test_accepted_keeps_only_the_factorys_hyperparameters():
+    given = {"lr": 0.1, "momentum": 0.9, "rho": 0.5}
+    assert registry.accepted(BUILTINS["gradient_descent"], given) == {"lr": 0.1}
+    assert registry.accepted(BUILTINS["heavy_ball"], given) == {"lr": 0.1, "momentum": 0.9}
+    assert registry.accepted(BUILTINS["usam"], given) == {"lr": 0.1, "rho": 0.5}
