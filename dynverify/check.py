@@ -41,13 +41,23 @@ from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
 from dynverify.registry import Registration, resolve
 
-#: which spectra each planted-point claim draws relative to the filter
+#: which spectra each planted-point claim draws: relative to the filter R with a margin
+#: ("inside", "outside"), hugging R's boundary points from either side ("near_inside",
+#: "near_outside", relative distances HUG_DISTANCES), or placed by the filter function ρ₁
+#: so that the premise r ≥ 1 + δ ("unstable") or r ≤ 1 − δ ("stable") holds by construction
 PLACEMENT = {
-    "filter_agrees": ("inside", "outside"),
-    "unstable_no_convergence": ("outside",),
-    "stable_converges": ("inside",),
+    "filter_agrees": ("near_outside", "near_inside", "inside", "outside", "near_outside"),
+    "unstable_no_convergence": ("unstable",),
+    "stable_converges": ("stable",),
     "metamorphic": ("inside", "outside"),
 }
+#: relative distances to a boundary point of the declared filter for the "near_*" spectra
+HUG_DISTANCES = (1e-3, 1e-2)
+#: the premise gap |r − 1| of "stable"/"unstable" spectra is drawn log-uniformly in
+#: [RATE_GAP_FACTOR·δ, RATE_GAP_MAX], so that it stays clear of the boundary band δ
+RATE_GAP_FACTOR = 2.0
+#: largest premise gap |r − 1| drawn for "stable"/"unstable" spectra
+RATE_GAP_MAX = 1.0
 N_LOCAL_POINTS = 8
 N_FREE_POINTS = 16
 #: initial points of local claims lie in a ball of this radius at most (and within the
@@ -138,8 +148,101 @@ def _region_or_none(opt: Any) -> Region | None:
         return None
 
 
+def _spectra_strategy(placement: str, region: Region, opt: Any, settings: Settings) -> Any:
+    """The spectra strategy of one placement (see PLACEMENT)."""
+    import strategies as S
+
+    if placement in ("near_inside", "near_outside"):
+        lo, hi = HUG_DISTANCES
+        return S.near_boundary_spectra(region=region, side=placement[5:], min_distance=lo,
+                                       max_distance=hi)
+    if placement in ("stable", "unstable"):
+        from dynverify.derive import filter_function
+
+        gap = RATE_GAP_FACTOR * settings.boundary_band
+        return S.rate_spectra(filter_function=filter_function(opt), region=region,
+                              stable=placement == "stable", min_gap=gap,
+                              max_gap=max(RATE_GAP_MAX, gap))
+    return S.spectra(region=region, placement=placement)
+
+
+def _transient_growth(J: np.ndarray, steps: int = 500) -> float:
+    """max over k ≤ steps of ‖Jᵏ‖₂ over the (m, m) blocks J (capped at 1e6).
+
+    Momentum maps are non-normal: a run can first move away from x̄ by this factor,
+    into a region where the Hessian differs more, before the linear rate takes over.
+    """
+    P = np.broadcast_to(np.eye(J.shape[-1]), J.shape).copy()
+    worst = 1.0
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            P = P @ J
+            n = float(np.max(np.linalg.norm(P, ord=2, axis=(-2, -1))))
+            if not math.isfinite(n) or n > 1e6:
+                return 1e6
+            worst = max(worst, n)
+            if n < 1e-3:
+                break
+    return worst
+
+
+def _linear_radius(opt: Any, f: Any, x_star: np.ndarray, radius: float, margin: float
+                   ) -> float:
+    """The largest radius·2⁻ᵏ at which the lifted map G is linear to within the margin.
+
+    Claim 3 judges the linearization at a stable x̄ with r = 1 − margin; a run must stay
+    where G's nonlinear part is small against the margin, or it may leave x̄ although
+    r < 1. The nonlinearity at offset u is measured by the second difference
+    ‖G(z̄ + u) − 2G(z̄ + u/2) + G(z̄)‖ (≥ half the nonlinear part, for any map, with no
+    Jacobian error), at ‖u‖ = radius × the transient growth max‖Jᵏ‖ (how far a
+    non-normal momentum map carries a run before contracting) along 8 fixed directions.
+    It catches what the planted function's quadratic radius does not: maps that
+    evaluate ∇f far from x (USAM's y = x + ρ∇f(x) is (1 + ρλ)·u away from x̄).
+    """
+    from dynverify.linearize import _flatten, _unflatten, apply_step, jacobian, lifted_state
+
+    growth = _transient_growth(jacobian(opt, f, x_star)[None])
+    state = lifted_state(opt, x_star[None, :])
+    Z0, shapes = _flatten(state, 1)
+    U = np.random.default_rng(0).standard_normal((8, Z0.shape[1]))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    allowed = 0.1 * margin / growth
+    for _ in range(60):
+        t = radius * growth
+        P = np.concatenate([Z0 + t * U, Z0 + 0.5 * t * U, Z0])
+        with np.errstate(all="ignore"):
+            G = _flatten(apply_step(opt, _unflatten(P, shapes), f), P.shape[0])[0]
+        second = G[:8] - 2 * G[8:16] + G[16:]
+        nonlinear = 2 * float(np.max(np.linalg.norm(second, axis=1))) / t
+        if nonlinear <= allowed:
+            return radius
+        radius *= 0.5
+    return 0.0
+
+
+def _local_radius(f: Any, opt: Any, claim: str) -> float:
+    """Radius of the ball of initial points of a local claim.
+
+    At most ``LOCAL_RADIUS`` and the planted function's quadratic radius; for claim 3
+    also small enough that the map is linear to within a tenth of its margin 1 − r
+    (:func:`_linear_radius`), since cases hug r = 1. Claim 2 needs no such care: an
+    unstable x̄ attracts a null set whatever the nonlinear terms (the theorem).
+    """
+    radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
+    if claim == "stable_converges" and radius > 0:
+        from dynverify.linearize import spectral_radius
+
+        x_star = np.asarray(f.x_star, dtype=float)
+        r = spectral_radius(opt, f, x_star)
+        if not r < 1.0:
+            return radius  # the claim will say premise-not-met
+        radius = _linear_radius(opt, f, x_star, radius, 1.0 - r)
+    return radius
+
+
 @st.composite
-def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
+def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT_SETTINGS
+          ) -> Case | None:
     """A case for ``claim`` on the registered optimizer (None: no such case exists)."""
     import strategies as S
 
@@ -158,14 +261,19 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     placement = draw(st.sampled_from(PLACEMENT[claim]))
     # sam (no filter): any region will do; its claims answer "outside hypotheses"
     where = region if region is not None else Region([(0.0, 1.0)])
+    if region is None:
+        placement = {"stable": "inside", "unstable": "outside"}.get(placement, placement)
+        placement = placement.removeprefix("near_")
     try:
-        spec_strategy = S.spectra(region=where, placement=placement)
+        spec_strategy = _spectra_strategy(placement, where, opt, settings)
         f = draw(S.planted_functions(spectra=spec_strategy, smoothness=smoothness))
     except InvalidArgument as exc:
         note(f"no {placement} spectrum for {opt!r}: {exc}")
         return None
-    radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
-    if not radius > 0:
+    radius = _local_radius(f, opt, claim) if region is not None else min(
+        float(f.quadratic_radius()), LOCAL_RADIUS)
+    # a ball within a few target tolerances of x̄ cannot tell convergence from staying
+    if not radius > 10 * settings.target_tol:
         return None
     X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
     relations: list[Relation] = []
@@ -244,7 +352,7 @@ class ClaimRunner:
         self.failing: tuple[Case, Verdict] | None = None
 
     def strategy(self) -> st.SearchStrategy[Case | None]:
-        return cases(self.reg, self.claim)
+        return cases(self.reg, self.claim, self.settings)
 
     def execute(self, case: Case | None) -> Verdict:
         if case is None:

@@ -39,7 +39,12 @@ class Settings:
     """Tolerances, margins and budgets of the claims (all recorded in every verdict).
 
     Attributes:
-        boundary_band: δ; cases with |r − 1| < δ are inconclusive (claims 1–3).
+        boundary_band: δ; cases with |r − 1| < δ are inconclusive (claims 2–3): near
+            r = 1 iterations are slow and the map's nonlinear terms compete with the
+            linear rate.
+        linearization_band: δ₁ of claim 1, which only compares r with the filter: cases
+            with |r − 1| < δ₁ are inconclusive; δ₁ covers the error of the
+            finite-difference Jacobian.
         tol: a run converged when its estimated distance to its limit is < tol.
         target_tol: a converged run is at x̄ when ‖x∞ − x̄‖ ≤ target_tol.
         fixed_point_tol: ‖G(init(x̄)) − init(x̄)‖ allowed at a critical point.
@@ -54,6 +59,8 @@ class Settings:
         free_steps: step budget of the free runs of claim 4.
         region_rtol: claim 1 also requires a declared filter to equal the derived one
             within region_rtol·scale.
+        compare_filters: whether claim 1 compares a declared filter with the derived
+            one at all (off: the declared filter is judged by sampled spectra only).
     """
 
     boundary_band: float = 0.02
@@ -70,6 +77,8 @@ class Settings:
     metamorphic_rtol: float = 1e-7
     free_steps: int = 2000
     region_rtol: float = 1e-6
+    compare_filters: bool = True
+    linearization_band: float = 1e-3
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,12 +268,12 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         ev = dict(spectral_radius=r, spectrum=lams, region=region.to_json(),
                   region_str=str(region), predicted_inside=inside,
                   boundary_distance=_boundary_distance(region, lams))
-        if abs(r - 1.0) >= settings.boundary_band and inside != (r <= 1.0):
+        if abs(r - 1.0) >= settings.linearization_band and inside != (r <= 1.0):
             why = ("spectrum inside the filter but r > 1" if inside
                    else "spectrum outside the filter but r ≤ 1")
             return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, **ev)
         declared = case.optimizer.region
-        if declared is not None:
+        if declared is not None and settings.compare_filters:
             # a declared filter must also equal the one derived from the update itself:
             # this catches a wrong declaration whatever spectrum was drawn
             with warnings.catch_warnings():
@@ -276,7 +285,7 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
                 return _verdict(name, Outcome.COUNTEREXAMPLE,
                                 "declared filter differs from the derived filter", settings,
                                 **ev)
-        if abs(r - 1.0) < settings.boundary_band:
+        if abs(r - 1.0) < settings.linearization_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "boundary-band", settings, **ev)
         return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
 

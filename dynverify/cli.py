@@ -134,7 +134,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dynverify.check import SUMMARY_HEADERS, run_claim
-    from dynverify.claims import CLAIMS
+    from dynverify.claims import CLAIMS, Settings
     from dynverify.profiles import register_profiles
     from dynverify.records import RunWriter
     from dynverify.registry import registered
@@ -146,7 +146,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if c not in CLAIMS:
             _fail(f"unknown claim {c!r}; known: {', '.join(CLAIMS)}")
     hs = hsettings.get_profile(args.profile)
+    settings = Settings(compare_filters=not args.no_compare_filters)
     writer = RunWriter(args.reports, meta={"profile": args.profile, "seed": args.seed,
+                                           "settings": settings.to_json(),
                                            "optimizers": [r.name for r in regs],
                                            "claims": claims, "source": "cli"})
     results = []
@@ -162,7 +164,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     bar.update(1)
 
                 res = run_claim(reg, claim, hypothesis_settings=hs, writer=writer,
-                                on_case=tick, seed=args.seed)
+                                on_case=tick, seed=args.seed, settings=settings)
                 bar.update(max(0, done + hs.max_examples - bar.n))
                 results.append(res)
     writer.summary({"results": [r.to_json() for r in results]})
@@ -360,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--claim", action="append", metavar="NAME", help="only these claims")
     c.add_argument("--format", default="simple", help="table format (tabulate names)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--no-compare-filters", action="store_true",
+                   help="judge a declared filter by sampled spectra only (claim 1 does not "
+                        "compare it with the derived filter)")
     c.set_defaults(func=cmd_check)
 
     rp = sub.add_parser("report", help="summary tables from recorded runs")
