@@ -137,8 +137,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for r in sorted(_COLLECTED, key=lambda r: (r["optimizer"], r["claim"])):
         c = r["counts"]
         closest = r.get("closest")
+        decided = r.get("decided_fraction")
         rows.append([r["optimizer"], r["claim"], sum(c.values()), c.get("pass", 0),
                      c.get("counterexample", 0), c.get("inconclusive", 0),
+                     "—" if decided is None else f"{100 * decided:.0f} %",
                      f"{closest:.3g}" if isinstance(closest, float) and math.isfinite(closest)
                      else "—"])
     tr = terminalreporter

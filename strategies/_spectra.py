@@ -328,19 +328,27 @@ def _log_uniform(draw: Any, lo: float, hi: float) -> float:
 def near_boundary_spectra(draw: Any, *, region: Region, side: str = "inside",
                           min_distance: float = 1e-3, max_distance: float = 1e-2,
                           min_dim: int = 1, max_dim: int = 4, margin: float = 0.05,
-                          window: float = 3.0, allow_negative: bool = True
+                          window: float = 3.0, allow_negative: bool = True,
+                          filter_function: Any = None, min_rate_gap: float = 0.0
                           ) -> tuple[float, ...]:
     """Spectra that hug the boundary of ``region`` R at relative distance t.
 
-    t is log-uniform in [min_distance, max_distance] (it shrinks to max_distance); a
-    boundary point b is left by t·u(b), u(b) = |b| (or :func:`margin_scale` when b = 0),
-    at most half the room before the next boundary point.
+    t is log-uniform in [min_distance, max_distance]; a boundary point b is left by
+    t·u(b), u(b) = |b| (or :func:`margin_scale` when b = 0), at most half the room
+    before the next boundary point. Boundary points and distances come from a drawn
+    seed (uniform over the boundary points; the seed shrinks to 0).
 
     - ``side="inside"``: every λᵢ lies in R at distance t·u(b) of its own boundary point
-      b (isolated points have no inside): the spectrum is inside R, barely;
+      b, taken in turn (isolated points have no inside): the spectrum is inside R,
+      barely, and hugs min(d, #boundary points) of them at once;
     - ``side="outside"``: one λᵢ lies outside R at distance t·u(b) of a boundary point
       (both sides of isolated points, ends of negative bands), the others inside R with
       margin m·s as in :func:`spectra`: the spectrum is outside R, barely.
+
+    With ``filter_function`` (λ ↦ ρ₁(λ)) and ``min_rate_gap`` g, t is doubled until
+    |ρ₁(λ) − 1| ≥ g (or the room runs out): next to an isolated point, where ρ₁ − 1 is
+    quadratic in the distance, the eigenvalue then lies at the closest distance that a
+    claim with boundary band < g can still decide.
 
     Example:
         >>> from dynverify.optimizers import usam
@@ -351,6 +359,9 @@ def near_boundary_spectra(draw: Any, *, region: Region, side: str = "inside",
         raise InvalidArgument(f"side must be 'inside' or 'outside', got {side!r}")
     _check_dims(min_dim, max_dim)
     min_distance = _check_real("min_distance", min_distance, 0.0, 0.5, lo_open=True)
+    min_rate_gap = _check_real("min_rate_gap", min_rate_gap, 0.0, 1.0)
+    if filter_function is not None and not callable(filter_function):
+        raise InvalidArgument(f"filter_function must be callable, got {filter_function!r}")
     max_distance = _check_real("max_distance", max_distance, min_distance, 0.5)
     margin = _check_real("margin", margin, 0.0, 0.5, lo_open=True, hi_open=True)
     window = _check_real("window", window, 1.0, 1e6, lo_open=True)
@@ -364,19 +375,31 @@ def near_boundary_spectra(draw: Any, *, region: Region, side: str = "inside",
                               f"{side} (allow_negative={allow_negative})")
     s = margin_scale(region)
 
-    def hug() -> float:
-        b, direction, _, room = anchors[draw(st.integers(0, len(anchors) - 1))]
-        t = _log_uniform(draw, min_distance, max_distance)
+    # anchors and distances come from a drawn seed, so that every boundary point is
+    # equally likely (Hypothesis' integer draws favour the first anchor, at 0)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    def hug(k: int) -> float:
+        b, direction, _, room = anchors[k % len(anchors)]
+        t = float(max_distance * (min_distance / max_distance) ** rng.random())
         unit = abs(b) if b != 0.0 else s
-        return float(b + direction * min(t * unit, 0.5 * room))
+        lam = float(b + direction * min(t * unit, 0.5 * room))
+        while filter_function is not None and t * unit < 0.5 * room:
+            if abs(float(filter_function(np.array([lam]))[0]) - 1.0) >= min_rate_gap:
+                break
+            t *= 2.0
+            lam = float(b + direction * min(t * unit, 0.5 * room))
+        return lam
 
     dim = draw(st.integers(min_dim, max_dim))
+    first = int(rng.integers(len(anchors)))
     if want_inside:
-        return tuple(hug() for _ in range(dim))
+        # consecutive anchors: a spectrum of dimension ≥ #anchors hugs every one of them
+        return tuple(hug(first + i) for i in range(dim))
     inside = placement_sets(region, margin=margin, window=window,
                             allow_negative=allow_negative)["inside"]
-    lams = [_draw_in(draw, inside) if inside else hug() for _ in range(dim)]
-    lams[draw(st.integers(0, dim - 1))] = hug()
+    lams = [_draw_in(draw, inside) if inside else hug(first) for _ in range(dim)]
+    lams[draw(st.integers(0, dim - 1))] = hug(first)
     return tuple(lams)
 
 
