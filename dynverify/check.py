@@ -182,12 +182,16 @@ def _spectra_strategy(placement: str, region: Region, opt: Any, settings: Settin
     return S.spectra(region=region, placement=placement)
 
 
-def _transient_growth(J: np.ndarray, steps: int = 500) -> float:
+def _transient_growth(J: np.ndarray, steps: int = 500, *, normalized: bool = False) -> float:
     """max over k ≤ steps of ‖Jᵏ‖₂ over the (m, m) blocks J (capped at 1e6).
 
     Momentum maps are non-normal: a run can first move away from x̄ by this factor,
     into a region where the Hessian differs more, before the linear rate takes over.
+    ``normalized`` uses J/ρ(J) (for unstable J, whose powers grow anyway).
     """
+    if normalized:
+        rho = np.max(np.abs(np.linalg.eigvals(J)), axis=-1)
+        J = J / np.where(rho > 1e-12, rho, 1.0)[:, None, None]
     P = np.broadcast_to(np.eye(J.shape[-1]), J.shape).copy()
     worst = 1.0
     with np.errstate(all="ignore"):
@@ -202,8 +206,8 @@ def _transient_growth(J: np.ndarray, steps: int = 500) -> float:
     return worst
 
 
-def _linear_radius(opt: Any, f: Any, x_star: np.ndarray, radius: float, margin: float
-                   ) -> float:
+def _linear_radius(opt: Any, f: Any, x_star: np.ndarray, radius: float, margin: float,
+                   unstable: bool = False) -> float:
     """The largest radius·2⁻ᵏ at which the lifted map G is linear to within the margin.
 
     Claim 3 judges the linearization at a stable x̄ with r = 1 − margin; a run must stay
@@ -217,7 +221,7 @@ def _linear_radius(opt: Any, f: Any, x_star: np.ndarray, radius: float, margin: 
     """
     from dynverify.linearize import _flatten, _unflatten, apply_step, jacobian, lifted_state
 
-    growth = _transient_growth(jacobian(opt, f, x_star)[None])
+    growth = _transient_growth(jacobian(opt, f, x_star)[None], normalized=unstable)
     state = lifted_state(opt, x_star[None, :])
     Z0, shapes = _flatten(state, 1)
     U = np.random.default_rng(0).standard_normal((8, Z0.shape[1]))
@@ -239,20 +243,24 @@ def _linear_radius(opt: Any, f: Any, x_star: np.ndarray, radius: float, margin: 
 def _local_radius(f: Any, opt: Any, claim: str) -> float:
     """Radius of the ball of initial points of a local claim.
 
-    At most ``LOCAL_RADIUS`` and the planted function's quadratic radius; for claim 3
-    also small enough that the map is linear to within a tenth of its margin 1 − r
-    (:func:`_linear_radius`), since cases hug r = 1. Claim 2 needs no such care: an
-    unstable x̄ attracts a null set whatever the nonlinear terms (the theorem).
+    At most ``LOCAL_RADIUS`` and the planted function's quadratic radius; for claims 2
+    and 3 also small enough that the map is linear to within a tenth of |r − 1|
+    (:func:`_linear_radius`), since cases hug r = 1. For claim 3 this keeps runs from
+    leaving a stable x̄; for claim 2 (an unstable x̄ attracts a null set whatever the
+    nonlinear terms) it keeps the ball inside the small cycles that nonlinear terms
+    create around a barely unstable x̄ (period doubling), which runs would otherwise
+    circle until the budget runs out.
     """
     radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
-    if claim == "stable_converges" and radius > 0:
+    if claim in _ITERATING and radius > 0:
         from dynverify.linearize import spectral_radius
 
         x_star = np.asarray(f.x_star, dtype=float)
         r = spectral_radius(opt, f, x_star)
-        if not r < 1.0:
+        unstable = claim == "unstable_no_convergence"
+        if not (r > 1.0 if unstable else r < 1.0):
             return radius  # the claim will say premise-not-met
-        radius = _linear_radius(opt, f, x_star, radius, 1.0 - r)
+        radius = _linear_radius(opt, f, x_star, radius, abs(r - 1.0), unstable)
     return radius
 
 
