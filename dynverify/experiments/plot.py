@@ -1,0 +1,73 @@
+"""Sharpness at the end of training against the step size, with each filter's bound."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def bound_curve(optimizer: str, hyperparameters: dict[str, float], lrs: np.ndarray
+                ) -> np.ndarray:
+    """The filter's upper bound (2/α for GD) at each step size (NaN where there is none)."""
+    from dynverify.experiments.sweep import RunConfig, filter_of
+    from dynverify.experiments.verdict import upper_bound
+
+    out = []
+    for lr in lrs:
+        cfg = RunConfig(optimizer, {**hyperparameters, "lr": float(lr)})
+        region = filter_of(cfg)[1]
+        out.append(upper_bound(region) if region is not None else math.nan)
+    return np.array(out)
+
+
+def sharpness_plot(results: Sequence[dict[str, Any]], path: str, title: str = "") -> None:
+    """Write a PNG: final sharpness (filled: converged, hollow: not) per optimizer vs lr,
+    the filter bound of each optimizer as a curve, the sharpness at initialization dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_opt: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        by_opt[r["optimizer"]].append(r)
+    lrs_all = [r["hyperparameters"]["lr"] for r in results]
+    lo, hi = min(lrs_all), max(lrs_all)
+    fine = np.linspace(lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo), 80) if hi > lo \
+        else np.array([lo * 0.9, lo * 1.1])
+    fine = fine[fine > 0]
+    fig, ax = plt.subplots(figsize=(9, 4.6), dpi=100)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    tops = []
+    for k, (name, runs) in enumerate(by_opt.items()):
+        c = colors[k % len(colors)]
+        runs = sorted(runs, key=lambda r: r["hyperparameters"]["lr"])
+        hp = {key: v for key, v in runs[0]["hyperparameters"].items() if key != "lr"}
+        label = name + (f" ({', '.join(f'{a}={b:g}' for a, b in hp.items())})" if hp else "")
+        ax.plot(fine, bound_curve(name, hp, fine), color=c, lw=1.2, alpha=0.8)
+        x = np.array([r["hyperparameters"]["lr"] for r in runs])
+        y = np.array([r["top"] for r in runs], dtype=float)
+        conv = np.array([r["status"] == "converged" for r in runs])
+        tops += [v for v in y if math.isfinite(v)]
+        ax.plot(x, y, color=c, lw=0.6, ls=":", alpha=0.7)
+        ax.scatter(x[conv], y[conv], color=c, s=36, zorder=3, label=label)
+        ax.scatter(x[~conv], y[~conv], facecolors="white", edgecolors=c, s=36, zorder=3)
+    init = [r["initial_top"] for r in results if math.isfinite(r.get("initial_top", math.nan))]
+    if init:
+        ax.axhline(float(np.median(init)), color="gray", ls="--", lw=1,
+                   label="sharpness at initialization")
+    ymax = max(tops + init + [1e-12]) * 1.6
+    ax.set_ylim(0, ymax)
+    ax.set_xlabel("step size α (lr)")
+    ax.set_ylabel("sharpness λ_max(∇²ℓ) at the end")
+    ax.set_title(title or "Sharpness after training; curves: each filter's bound", fontsize=10)
+    ax.scatter([], [], facecolors="white", edgecolors="k", s=36, label="not converged (hollow)")
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
