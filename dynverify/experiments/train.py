@@ -65,7 +65,8 @@ class _CachedOracle:
 @dataclass(frozen=True)
 class TrainResult:
     """Outcome of :func:`train`. ``trace`` holds (step, loss, ‖∇ℓ‖) every ``trace_every``
-    steps and at the end; ``state`` is the optimizer's final lifted state."""
+    steps and at the end; ``state`` is the optimizer's final lifted state;
+    ``max_grad_norm`` the largest ‖∇ℓ‖ seen (inf once non-finite)."""
 
     status: TrainStatus
     steps: int
@@ -76,6 +77,7 @@ class TrainResult:
     state: tuple[np.ndarray, ...] = field(repr=False)
     trace: list[tuple[int, float, float]] = field(default_factory=list, repr=False)
     grad_calls: int = 0
+    max_grad_norm: float = math.nan
 
     @property
     def converged(self) -> bool:
@@ -84,7 +86,7 @@ class TrainResult:
 
 def train(opt: Optimizer, f: Any, theta0: np.ndarray, *, tol: float = 1e-4,
           max_steps: int = 10_000, trace_every: int = 100,
-          state: tuple[np.ndarray, ...] | None = None) -> TrainResult:
+          state: tuple[np.ndarray, ...] | None = None, min_steps: int = 0) -> TrainResult:
     """Iterate ``opt`` on the loss ``f`` from θ₀ until ‖∇f‖ < tol or ``max_steps`` steps.
 
     Args:
@@ -95,6 +97,8 @@ def train(opt: Optimizer, f: Any, theta0: np.ndarray, *, tol: float = 1e-4,
         max_steps: step budget (≥ 0).
         trace_every: record (step, loss, ‖∇f‖) every this many steps.
         state: resume from this lifted state instead of ``opt.init(θ₀)``.
+        min_steps: never stop on the tolerance before this many steps (to let an unstable
+            mode grow when confirming a limit).
     """
     if not (isinstance(tol, (int, float)) and tol > 0 and math.isfinite(tol)):
         raise ValueError(f"tol must be a positive number, got {tol!r}")
@@ -112,15 +116,17 @@ def train(opt: Optimizer, f: Any, theta0: np.ndarray, *, tol: float = 1e-4,
     step_norm = math.nan
     status = TrainStatus.BUDGET
     t = 0
+    gmax = 0.0
     while True:
         g = oracle.grad(x)
         gn = float(np.sqrt(np.sum(g * g)))
+        gmax = max(gmax, gn) if math.isfinite(gn) else math.inf
         if not (np.all(np.isfinite(x)) and math.isfinite(gn)):
             status = TrainStatus.NONFINITE
             break
         if trace_every and t % trace_every == 0:
             trace.append((t, float(oracle.value(x)[0]), gn))
-        if gn < tol:
+        if gn < tol and t >= min_steps:
             status = TrainStatus.CONVERGED
             break
         if t >= max_steps:
@@ -136,4 +142,4 @@ def train(opt: Optimizer, f: Any, theta0: np.ndarray, *, tol: float = 1e-4,
     if not trace or trace[-1][0] != t:
         trace.append((t, loss, gn))
     return TrainResult(status, t, x[0].copy(), loss, gn, step_norm, state, trace,
-                       oracle.grad_calls)
+                       oracle.grad_calls, gmax)

@@ -1,0 +1,259 @@
+"""Tests of dynverify.experiments: backprop and HVPs against autograd and finite
+differences, Lanczos against dense Hessians, the theorem on a trained network, verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad as agrad
+from autograd import hessian as ahessian
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("sklearn")
+
+from dynverify.cli import main  # noqa: E402
+from dynverify.experiments import (  # noqa: E402
+    MLP,
+    DataSpec,
+    Outcome,
+    RunConfig,
+    TrainingLoss,
+    extreme_eigenvalues,
+    load,
+    run_one,
+    train,
+)
+from dynverify.experiments.sweep import judge  # noqa: E402
+from dynverify.experiments.train import TrainResult, TrainStatus  # noqa: E402
+from dynverify.functions import Quadratic  # noqa: E402
+from dynverify.optimizers import gradient_descent, heavy_ball  # noqa: E402
+from dynverify.regions import Region  # noqa: E402
+
+SMALL = DataSpec("digits", subsample=20, seed=0)
+
+
+def autograd_loss(sizes, activation, loss, X, Y, wd=0.0):
+    """An independent autograd implementation of the same training loss."""
+    acts = {"tanh": anp.tanh, "softplus": lambda z: anp.logaddexp(0.0, z)}
+
+    def f(theta):
+        A, k = X, 0
+        layers = []
+        for m, n in zip(sizes, sizes[1:]):
+            W = anp.reshape(theta[k:k + m * n], (m, n))
+            k += m * n
+            layers.append((W, theta[k:k + n]))
+            k += n
+        for W, b in layers[:-1]:
+            A = acts[activation](anp.dot(A, W) + b)
+        out = anp.dot(A, layers[-1][0]) + layers[-1][1]
+        if loss == "mse":
+            val = 0.5 * anp.sum((out - Y) ** 2) / X.shape[0]
+        else:
+            mx = anp.max(out, axis=1, keepdims=True)
+            lse = anp.log(anp.sum(anp.exp(out - mx), axis=1)) + mx[:, 0]
+            val = anp.mean(lse - out[np.arange(X.shape[0]), Y])
+        return val + 0.5 * wd * anp.dot(theta, theta)
+
+    return f
+
+
+def small_loss(activation="tanh", loss="mse", wd=0.0, sizes=(64, 5, 4, 10)):
+    ds = load(SMALL)
+    Y = ds.Y if loss == "mse" else ds.labels
+    f = TrainingLoss(MLP(sizes, activation), ds.X, Y, loss, wd)
+    return f, autograd_loss(sizes, activation, loss, ds.X, Y, wd)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_gradient_and_hvp_match_autograd(activation, loss):
+    f, ref = small_loss(activation, loss, wd=0.01)
+    rng = np.random.default_rng(1)
+    theta = f.model.init_params(rng)
+    v = rng.normal(size=theta.size)
+    assert f.value(theta[None])[0] == pytest.approx(float(ref(theta)), rel=1e-12)
+    np.testing.assert_allclose(f.grad(theta[None])[0], agrad(ref)(theta), atol=1e-12)
+    H = ahessian(ref)(theta)
+    np.testing.assert_allclose(f.hvp(theta[None], v[None])[0], H @ v, atol=1e-10)
+
+
+def test_gradient_and_hvp_match_finite_differences():
+    f, _ = small_loss("softplus", "cross_entropy")
+    rng = np.random.default_rng(2)
+    theta = f.model.init_params(rng)
+    v = rng.normal(size=theta.size)
+    v /= np.linalg.norm(v)
+    h = 1e-5
+    # directional derivative of the value, and of the gradient, by central differences
+    fd = (f.value((theta + h * v)[None])[0] - f.value((theta - h * v)[None])[0]) / (2 * h)
+    assert f.grad(theta[None])[0] @ v == pytest.approx(fd, rel=1e-6, abs=1e-9)
+    fd_hv = (f.grad((theta + h * v)[None])[0] - f.grad((theta - h * v)[None])[0]) / (2 * h)
+    np.testing.assert_allclose(f.hvp(theta[None], v[None])[0], fd_hv, atol=1e-7)
+
+
+def test_batched_rows_are_independent():
+    f, _ = small_loss()
+    rng = np.random.default_rng(3)
+    T = np.stack([f.model.init_params(rng) for _ in range(3)])
+    V = rng.normal(size=T.shape)
+    for i in range(3):
+        np.testing.assert_array_equal(f.grad(T)[i], f.grad(T[i:i + 1])[0])
+        np.testing.assert_array_equal(f.hvp(T, V)[i], f.hvp(T[i:i + 1], V[i:i + 1])[0])
+
+
+def test_lanczos_extremes_match_dense_hessian():
+    f, ref = small_loss(sizes=(64, 4, 10))  # d = 310 > DENSE_BELOW: the Lanczos path
+    theta = f.model.init_params(np.random.default_rng(4))
+    lam = np.linalg.eigvalsh(ahessian(ref)(theta))
+    e = extreme_eigenvalues(f, theta)
+    assert e.method == "lanczos"
+    assert e.bottom == pytest.approx(lam[0], rel=1e-6)
+    assert e.top == pytest.approx(lam[-1], rel=1e-6)
+
+
+def test_converged_gd_beyond_initial_threshold_ends_inside_filter():
+    """Bolte–Le–Pauwels: converged GD has sharpness ≤ 2/α, even when it started sharper.
+    Measured with autograd's dense Hessian, not with the code under test."""
+    cfg = RunConfig("gradient_descent", {"lr": 1.0}, data=SMALL, hidden=(4,), steps=4000,
+                    tol=1e-4)
+    ds = load(SMALL)
+    ref = autograd_loss((64, 4, 10), "tanh", "mse", ds.X, ds.Y)
+    theta0 = MLP((64, 4, 10)).init_params(np.random.default_rng(0))
+    assert np.linalg.eigvalsh(ahessian(ref)(theta0))[-1] > 2.0 / 1.0 * 5  # far beyond 2/α
+    f = TrainingLoss(MLP((64, 4, 10)), ds.X, ds.Y)
+    res = train(gradient_descent(1.0), f, theta0, tol=cfg.tol, max_steps=cfg.steps)
+    assert np.linalg.norm(agrad(ref)(res.theta)) < cfg.tol  # the premise holds
+    lam = np.linalg.eigvalsh(ahessian(ref)(res.theta))
+    assert lam[-1] <= 2.0 / 1.0 * (1 + 1e-3)
+    assert lam[0] >= -1e-3 * 2.0
+    assert run_one(cfg)["outcome"] == "pass"
+
+
+def test_training_iterates_the_optimizer_map():
+    """train() is exactly the optimizer's iteration (the gradient cache changes nothing)."""
+    f, _ = small_loss()
+    theta0 = f.model.init_params(np.random.default_rng(5))
+    res = train(heavy_ball(0.1, 0.5), f, theta0, tol=1e-12, max_steps=7)
+    x, x_prev = theta0.copy(), theta0.copy()
+    for _ in range(7):
+        x, x_prev = x - 0.1 * f.grad(x[None])[0] + 0.5 * (x - x_prev), x
+    np.testing.assert_allclose(res.theta, x, rtol=0, atol=1e-14)
+    assert res.steps == 7 and res.status is TrainStatus.BUDGET
+
+
+GD_CFG = RunConfig("gradient_descent", {"lr": 0.5}, tol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(status=st.sampled_from([TrainStatus.BUDGET, TrainStatus.NONFINITE]),
+       grad_norm=st.floats(1e-6, 1e6), bottom=st.floats(-10, 10), width=st.floats(0, 10))
+def test_unconverged_run_is_never_a_pass(status, grad_norm, bottom, width):
+    from dynverify.experiments.sharpness import Extremes
+
+    res = TrainResult(status, 100, np.zeros(2), 0.0, grad_norm, 0.0, (np.zeros((1, 2)),))
+    e = None if status is TrainStatus.NONFINITE else Extremes(bottom, bottom + width, "dense", 2)
+    v = judge(gradient_descent(0.5), Quadratic(np.eye(2)), GD_CFG, res, e, Region([(0, 4)]))
+    assert v.outcome in (Outcome.NOT_CONVERGED, Outcome.DIVERGED)
+    assert v.outcome.claim_outcome == "inconclusive"
+
+
+def test_limit_on_a_saddles_stable_manifold_is_not_a_counterexample():
+    """GD started on the stable manifold of a saddle converges to it (a measure-zero set
+    of starts): ‖∇f‖ < tol with eigenvalue −0.5 ∉ [0, 4]; the perturbed run must leave."""
+    from dynverify.experiments.sharpness import extreme_eigenvalues as ext
+
+    f = Quadratic(np.diag([1.0, -0.5]))
+    res = train(gradient_descent(0.5), f, np.array([1.0, 0.0]), tol=1e-6, max_steps=1000)
+    assert res.converged
+    v = judge(gradient_descent(0.5), f, GD_CFG, res, ext(f, res.theta), Region([(0, 4)]))
+    assert v.outcome is Outcome.NOT_CONVERGED, v
+    assert v.evidence["perturbed_max_grad_norm"] > 100 * GD_CFG.tol
+
+
+TEACHER = DataSpec("teacher", subsample=100, seed=0, inputs=4, teacher_hidden=3)
+
+
+def test_wrong_declared_filter_is_a_counterexample_and_correct_one_passes():
+    base = RunConfig("gradient_descent", {"lr": 0.9}, data=TEACHER, hidden=(8,),
+                     steps=20000)
+    good = run_one(base)
+    assert good["status"] == "converged" and good["outcome"] == "pass"
+    assert 1.0 / 0.9 < good["top"] <= 2.0 / 0.9  # too_narrow's [0, 1/α] misses it
+    bad = run_one(RunConfig("wrong_optimizers:too_narrow", {"lr": 0.9}, data=TEACHER,
+                            hidden=(8,), steps=20000))
+    assert bad["outcome"] == "counterexample", bad["reason"]
+
+
+def test_relu_and_normalized_sam_are_outside_hypotheses():
+    r = run_one(RunConfig("gradient_descent", {"lr": 0.5}, data=SMALL, hidden=(4,),
+                          activation="relu", steps=50))
+    assert r["outcome"] == "outside hypotheses"
+    s = run_one(RunConfig("sam", {"lr": 0.5, "rho": 0.05}, data=SMALL, hidden=(4,), steps=50))
+    assert s["outcome"] == "outside hypotheses"
+
+
+def test_data_sets():
+    ds = load(DataSpec("digits", 50, 3))
+    assert ds.X.shape == (50, 64) and ds.Y.shape == (50, 10)
+    np.testing.assert_allclose(ds.X.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_array_equal(load(DataSpec("digits", 50, 3)).X, ds.X)
+    assert ds.labels is not None and set(np.argmax(ds.Y, axis=1)) == set(ds.labels)
+    t = load(TEACHER)
+    assert t.X.shape == (100, 4) and t.Y.shape == (100, 1) and t.labels is None
+
+
+# -- command line ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizers", "no_such_opt"], "unknown optimizer 'no_such_opt'"),
+    (["--lr", "0.2:0.1:3"], "bad grid"),
+    (["--lr", "a:b:c"], "bad grid"),
+    (["--lr", "0,-1"], "positive"),
+    (["--data", "mnist"], "unknown dataset 'mnist'"),
+    (["-p", "rho"], "bad hyperparameter 'rho'"),
+    (["-p", "lr=0.1"], "--lr"),
+    (["--activation", "gelu"], "unknown activation 'gelu'"),
+    (["--data", "teacher", "--loss", "cross_entropy"], "cross-entropy needs class labels"),
+    (["--subsample", "5000"], "exceeds the 1797 digits"),
+    (["--hidden", "0"], "--hidden"),
+    (["-p", "rho=-1", "--optimizers", "usam"], "rho must be >= 0"),
+])
+def test_cli_bad_input_is_a_one_line_error(argv, message, capsys, tmp_path):
+    code = main(["experiment", "sharpness", "--reports", str(tmp_path), "--quiet", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_sweep_table_records_plot_and_replay(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "s.png"
+    code = main(["experiment", "sharpness", "--optimizers", "gradient_descent,"
+                 "wrong_optimizers:too_narrow", "--lr", "0.6,0.9", "--data", "teacher",
+                 "--subsample", "100", "--hidden", "8", "--steps", "20000", "--quiet",
+                 "--reports", str(tmp_path), "--out", str(png)])
+    out = capsys.readouterr().out
+    assert code == 1  # too_narrow declares [0, 1/α]; the limits' sharpness is ≈ 2.2 > 1/α
+    assert "pass" in out and "counterexample" in out and png.stat().st_size > 10_000
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    lines = [json.loads(x) for x in (run_dir / "cases-main.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and {c["claim"] for c in lines} == {"sharpness_filter"}
+    cex = list((run_dir / "counterexamples").glob("*.json"))
+    assert len(cex) == 2 and all(p.with_suffix(".md").exists() for p in cex)
+    assert all("too_narrow" in p.name for p in cex)
+    assert main(["replay", str(cex[0])]) == 1
+    assert "counterexample reproduces" in capsys.readouterr().out
+    assert main(["report", str(run_dir)]) == 0
+    assert "sharpness_filter" in capsys.readouterr().out
+
+
+def test_not_converged_digits_run_reports_ratio():
+    r = run_one(RunConfig("gradient_descent", {"lr": 0.3}, data=SMALL, hidden=(4,), steps=300))
+    assert r["status"] == "budget" and r["outcome"] == "not converged"
+    assert math.isfinite(r["ratio"]) and "sharpness / bound" in r["reason"]
