@@ -171,13 +171,23 @@ def _fmt_hp(hp: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in hp.items())
 
 
+def _down(x: float) -> str:
+    """x > 0 with three significant digits, rounded down: a value below the tolerance
+    never prints as the tolerance itself (9.9997e-05 -> 9.99e-05)."""
+    if not (isinstance(x, float) and math.isfinite(x) and x > 0):
+        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+    e = math.floor(math.log10(x))
+    m = math.floor(x / 10.0 ** e * 100.0) / 100.0
+    return f"{m:.2f}e{e:+03d}"
+
+
 def row(r: dict[str, Any]) -> list[Any]:
     """One table row of a run result."""
     def g(x: float, spec: str = ".4g") -> str:
         return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
     return [r["optimizer"], _fmt_hp(r["hyperparameters"]), r["steps"], g(r["loss"], ".3g"),
-            g(r["grad_norm"], ".3g"), g(r["bottom"], ".3g"), g(r["top"]), r["region_str"],
+            _down(r["grad_norm"]), g(r["bottom"], ".3g"), g(r["top"]), r["region_str"],
             g(r["ratio"], ".3f"), "yes" if r["status"] == "converged" else "no",
             r["outcome"]]
 

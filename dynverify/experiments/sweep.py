@@ -268,7 +268,7 @@ def judge(opt: Any, f: Any, config: RunConfig, res: TrainResult, e: Any,
         return Verdict(Outcome.NOT_CONVERGED, f"‖∇ℓ‖ < tol at step {res.steps} next to an "
                        f"eigenvalue {worst:.4g} outside R, but a perturbed run left: the "
                        "point repels, as the theorem predicts", ev)
-    return Verdict(Outcome.COUNTEREXAMPLE, f"converged (‖∇ℓ‖ = {res.grad_norm:.3g} < "
+    return Verdict(Outcome.COUNTEREXAMPLE, f"converged (‖∇ℓ‖ = {res.grad_norm:.3e} < "
                    f"{config.tol:g}) with eigenvalue {worst:.6g} outside the filter {region}, "
                    "and a perturbed run converges back", ev)
 
