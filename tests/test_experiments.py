@@ -198,6 +198,17 @@ def test_relu_and_normalized_sam_are_outside_hypotheses():
     assert s["outcome"] == "outside hypotheses"
 
 
+def test_grid_gives_each_optimizer_its_own_parameters():
+    from dynverify.experiments import grid
+
+    cs = grid(["gradient_descent", "usam", "hessian_usam"], [0.1, 0.2],
+              {"rho": 0.05, "hessian_usam.rho": 0.005, "momentum": 0.9}, GD_CFG)
+    hps = {(c.optimizer, c.hyperparameters["lr"]): c.hyperparameters for c in cs}
+    assert hps[("gradient_descent", 0.1)] == {"lr": 0.1}
+    assert hps[("usam", 0.2)] == {"lr": 0.2, "rho": 0.05}
+    assert hps[("hessian_usam", 0.2)] == {"lr": 0.2, "rho": 0.005}
+
+
 def test_data_sets():
     ds = load(DataSpec("digits", 50, 3))
     assert ds.X.shape == (50, 64) and ds.Y.shape == (50, 10)
@@ -223,6 +234,7 @@ def test_data_sets():
     (["--subsample", "5000"], "exceeds the 1797 digits"),
     (["--hidden", "0"], "--hidden"),
     (["-p", "rho=-1", "--optimizers", "usam"], "rho must be >= 0"),
+    (["-p", "usam.rho=0.1", "--optimizers", "gradient_descent"], "not among --optimizers"),
 ])
 def test_cli_bad_input_is_a_one_line_error(argv, message, capsys, tmp_path):
     code = main(["experiment", "sharpness", "--reports", str(tmp_path), "--quiet", *argv])
@@ -257,3 +269,9 @@ def test_not_converged_digits_run_reports_ratio():
     r = run_one(RunConfig("gradient_descent", {"lr": 0.3}, data=SMALL, hidden=(4,), steps=300))
     assert r["status"] == "budget" and r["outcome"] == "not converged"
     assert math.isfinite(r["ratio"]) and "sharpness / bound" in r["reason"]
+
+
+def test_cli_without_scikit_learn_says_what_to_install(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)
+    code = main(["experiment", "sharpness", "--reports", str(tmp_path), "--quiet"])
+    assert code == 2 and "pip install 'dynverify[experiments]'" in capsys.readouterr().err

@@ -64,9 +64,15 @@ def parse_params(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             raise _Bad(f"bad hyperparameter {item!r}: use NAME=NUMBER, e.g. -p rho=0.05"
                        ) from None
-    if "lr" in out:
+    if any(k.rsplit(".", 1)[-1] == "lr" for k in out):
         raise _Bad("give step sizes with --lr, not -p lr=...")
     return out
+
+
+def _check_scoped(params: dict[str, float], names: list[str]) -> None:
+    for k in params:
+        if "." in k and k.rsplit(".", 1)[0] not in names:
+            raise _Bad(f"-p {k}: {k.rsplit('.', 1)[0]!r} is not among --optimizers")
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -94,7 +100,8 @@ def add_subcommand(subparsers: Any) -> None:
                    f"(default {DEFAULT_OPTIMIZERS})")
     s.add_argument("--lr", default="0.02:0.2:5", help="START:STOP:COUNT or a comma list")
     s.add_argument("-p", dest="params", action="append", metavar="NAME=VALUE",
-                   help="other hyperparameters, passed to the optimizers that take them")
+                   help="other hyperparameters, passed to the optimizers that take them; "
+                   "NAME.param=VALUE for one optimizer only (e.g. hessian_usam.rho=0.005)")
     s.add_argument("--data", default="digits", help="digits (sklearn) or teacher (synthetic)")
     s.add_argument("--subsample", type=int, default=None, metavar="N",
                    help="number of examples (digits: random subset; teacher: sample size)")
@@ -144,6 +151,7 @@ def _configs(args: argparse.Namespace) -> list[Any]:
             raise _Bad(str(exc)) from None
     lrs = parse_grid(args.lr)
     params = parse_params(args.params)
+    _check_scoped(params, names)
     if args.workers < 1:
         raise _Bad(f"--workers must be >= 1, got {args.workers}")
     try:
@@ -162,7 +170,7 @@ def _configs(args: argparse.Namespace) -> list[Any]:
         problem(base)  # loads the data once: bad subsample/loss combinations fail here
         for c in configs:
             filter_of(c)  # bad hyperparameters fail before any training
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:
         raise _Bad(str(exc)) from None
     return configs
 

@@ -79,7 +79,11 @@ class Dataset:
 
 def digits(subsample: int | None = None, seed: int = 0) -> Dataset:
     """sklearn's 8×8 digits, each pixel standardized (constant pixels stay 0), one-hot Y."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ImportError("the digits data set needs scikit-learn: "
+                          "pip install 'dynverify[experiments]'") from exc
 
     X, labels = load_digits(return_X_y=True)
     if subsample is not None:

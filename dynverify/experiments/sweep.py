@@ -275,14 +275,21 @@ def judge(opt: Any, f: Any, config: RunConfig, res: TrainResult, e: Any,
 
 def grid(optimizers: Sequence[str], lrs: Sequence[float], params: dict[str, float],
          base: RunConfig) -> list[RunConfig]:
-    """One configuration per optimizer × lr; each factory gets the parameters it takes."""
+    """One configuration per optimizer × lr; each factory gets the parameters it takes.
+
+    A key ``NAME.param`` applies to optimizer NAME only and overrides ``param``
+    (e.g. ``{"rho": 0.05, "hessian_usam.rho": 0.005}``).
+    """
     from dynverify.registry import accepted, resolve
 
     configs = []
     for name in optimizers:
         reg = resolve(name)
+        own = {k: v for k, v in params.items() if "." not in k}
+        own.update({k.rsplit(".", 1)[1]: v for k, v in params.items()
+                    if "." in k and k.rsplit(".", 1)[0] == name})
         for lr in lrs:
-            hp = accepted(reg.factory, {"lr": float(lr), **params})
+            hp = accepted(reg.factory, {"lr": float(lr), **own})
             configs.append(replace(base, optimizer=name, hyperparameters=hp))
     return configs
 
