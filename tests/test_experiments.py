@@ -176,6 +176,21 @@ def test_limit_on_a_saddles_stable_manifold_is_not_a_counterexample():
     assert v.evidence["perturbed_max_grad_norm"] > 100 * GD_CFG.tol
 
 
+def test_weakly_repelling_limit_beyond_the_confirmation_budget_is_inconclusive():
+    """Eigenvalue −0.01 ∉ [0, 4] repels at rate 1.005 per step: showing it takes ~4600
+    steps; with a budget of 1000 the verdict must be inconclusive, not a counterexample."""
+    from dataclasses import replace
+
+    from dynverify.experiments.sharpness import extreme_eigenvalues as ext
+
+    f = Quadratic(np.diag([1.0, -0.01]))
+    res = train(gradient_descent(0.5), f, np.array([1.0, 0.0]), tol=1e-6, max_steps=1000)
+    cfg = replace(GD_CFG, confirm_steps=1000)
+    v = judge(gradient_descent(0.5), f, cfg, res, ext(f, res.theta), Region([(0, 4)]))
+    assert v.outcome is Outcome.INCONCLUSIVE, v
+    assert v.evidence["confirm_window"] > 1000
+
+
 TEACHER = DataSpec("teacher", subsample=100, seed=0, inputs=4, teacher_hidden=3)
 
 
