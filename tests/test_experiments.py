@@ -191,6 +191,19 @@ def test_weakly_repelling_limit_beyond_the_confirmation_budget_is_inconclusive()
     assert v.evidence["confirm_window"] > 1000
 
 
+def test_non_critical_fixed_point_is_named_and_not_a_pass():
+    """USAM with ρλ = −1 (f = −x²/2, ρ = 1): x + ρ∇f(x) = 0 is critical for every x, so
+    every x is a fixed point though ∇f(x) ≠ 0; the Hessian filter does not apply there."""
+    from dynverify.experiments.sharpness import extreme_eigenvalues as ext
+    from dynverify.optimizers import usam
+
+    f, opt = Quadratic(np.array([[-1.0]])), usam(0.1, 1.0)
+    res = train(opt, f, np.array([0.7]), tol=1e-6, max_steps=50)
+    v = judge(opt, f, GD_CFG, res, ext(f, res.theta), opt.region)
+    assert res.theta[0] == 0.7 and v.outcome is Outcome.NOT_CONVERGED
+    assert "not critical" in v.reason
+
+
 TEACHER = DataSpec("teacher", subsample=100, seed=0, inputs=4, teacher_hidden=3)
 
 

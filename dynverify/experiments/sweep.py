@@ -238,7 +238,7 @@ def judge(opt: Any, f: Any, config: RunConfig, res: TrainResult, e: Any,
     bound = upper_bound(region)
     if not res.converged:
         return not_converged(res.status.value, res.steps, res.grad_norm, config.tol,
-                             e.top if e else math.nan, bound)
+                             e.top if e else math.nan, bound, res.step_norm)
     band = config.eig_band * max(region.scale, 1e-12)
     ev: dict[str, Any] = {"band": band, "spectrum": [e.bottom, e.top]}
     if not e.converged:

@@ -76,13 +76,20 @@ def spectrum_inside(region: Region, bottom: float, top: float, band: float,
 
 
 def not_converged(status: str, steps: int, grad_norm: float, tol: float, top: float,
-                  bound: float) -> Verdict:
-    """The verdict of a run whose premise is not met."""
+                  bound: float, step_norm: float = math.nan) -> Verdict:
+    """The verdict of a run whose premise is not met.
+
+    A run whose iterates stopped moving (last step ≤ 1e-12·(1 + ‖∇ℓ‖)) with ‖∇ℓ‖ ≥ tol sits
+    at a fixed point that is not critical (possible for the SAM family); the Hessian
+    filter does not apply there, and the reason says so.
+    """
     ratio = top / bound if math.isfinite(bound) and bound > 0 else math.nan
     if status == "nonfinite":
         return Verdict(Outcome.DIVERGED, f"diverged (non-finite) after {steps} steps",
                        {"ratio": ratio})
     edge = " (edge of stability)" if math.isfinite(ratio) and abs(ratio - 1.0) <= 0.05 else ""
+    if step_norm <= 1e-12 * (1.0 + grad_norm):
+        edge = "; the iterates stopped at a fixed point that is not critical"
     return Verdict(Outcome.NOT_CONVERGED,
                    f"‖∇ℓ‖ = {grad_norm:.3g} ≥ tol = {tol:g} after {steps} steps; "
                    f"sharpness / bound = {ratio:.3f}{edge}", {"ratio": ratio})
