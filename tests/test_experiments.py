@@ -218,6 +218,17 @@ def test_wrong_declared_filter_is_a_counterexample_and_correct_one_passes():
     assert bad["outcome"] == "counterexample", bad["reason"]
 
 
+def test_process_pool_gives_the_same_results_as_one_process():
+    from dynverify.experiments import grid, sweep
+
+    cfgs = grid(["gradient_descent", "heavy_ball"], [0.5], {"momentum": 0.5},
+                RunConfig("gradient_descent", {}, data=TEACHER, hidden=(3,), steps=300))
+    key = ("optimizer", "steps", "loss", "grad_norm", "bottom", "top", "outcome")
+    one = sorted(tuple(r[k] for k in key) for r in sweep(cfgs, workers=1))
+    two = sorted(tuple(r[k] for k in key) for r in sweep(cfgs, workers=2))
+    assert one == two
+
+
 def test_relu_and_normalized_sam_are_outside_hypotheses():
     r = run_one(RunConfig("gradient_descent", {"lr": 0.5}, data=SMALL, hidden=(4,),
                           activation="relu", steps=50))
