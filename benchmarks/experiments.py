@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--subsample", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
     ap.add_argument("--calls", type=int, default=20, help="calls per timing")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw timings as JSON")
     args = ap.parse_args()
     ds = digits(args.subsample, 0)
     sizes = (64, args.hidden, 10)
@@ -173,6 +174,14 @@ def main() -> None:
                    disable_numparse=True))
     print("ratios: grad and hvp rows against the numpy row of the same kind; optimizer steps "
           "against one numpy gradient")
+    if args.json:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"network": list(sizes), "n": int(ds.X.shape[0]), "d": int(f.dim),
+                       "rounds": args.rounds, "calls": args.calls,
+                       "threads": os.environ["OMP_NUM_THREADS"],
+                       "wall_s": wall, "cpu_s": cpu}, fh, indent=1)
 
 
 if __name__ == "__main__":
