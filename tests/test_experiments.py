@@ -131,9 +131,10 @@ def test_converged_gd_beyond_initial_threshold_ends_inside_filter():
         theta0 = MLP(sizes).init_params(np.random.default_rng(seed))
         assert np.linalg.eigvalsh(ahessian(ref)(theta0))[-1] > 5 * 2.0 / lr  # far beyond
         res = train(gradient_descent(lr), f, theta0, tol=tol, max_steps=10_000)
-        if not np.linalg.norm(agrad(ref)(res.theta)) < tol:
-            continue  # the premise does not hold: the theorem says nothing
-        lam = np.linalg.eigvalsh(ahessian(ref)(res.theta))
+        with np.errstate(over="ignore"):  # autograd's tanh' = 1/cosh² overflows to 0
+            if not np.linalg.norm(agrad(ref)(res.theta)) < tol:
+                continue  # the premise does not hold: the theorem says nothing
+            lam = np.linalg.eigvalsh(ahessian(ref)(res.theta))
         assert lam[-1] <= 2.0 / lr * (1 + 1e-3)
         assert lam[0] >= -1e-3 * 2.0 / lr
         judged += 1

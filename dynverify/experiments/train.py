@@ -108,6 +108,14 @@ def train(opt: Optimizer, f: Any, theta0: np.ndarray, *, tol: float = 1e-4,
     theta0 = np.asarray(theta0, dtype=float).reshape(1, -1)
     if theta0.shape[1] != f.dim:
         raise ValueError(f"theta0 has {theta0.shape[1]} entries, the loss takes {f.dim}")
+    # divergence is an outcome (status NONFINITE), not an error: no overflow warnings
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _train(opt, f, theta0, tol, max_steps, trace_every, state, min_steps)
+
+
+def _train(opt: Optimizer, f: Any, theta0: np.ndarray, tol: float, max_steps: int,
+           trace_every: int, state: tuple[np.ndarray, ...] | None, min_steps: int
+           ) -> TrainResult:
     oracle = _CachedOracle(f)
     if state is None:
         state = lifted_state(opt, theta0)
