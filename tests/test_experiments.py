@@ -315,6 +315,26 @@ def test_cli_sweep_table_records_plot_and_replay(capsys, tmp_path):
     assert "sharpness_filter" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("edit", [
+    lambda c: c.pop("data"),
+    lambda c: c.update(data={"name": "mnist"}),
+    lambda c: c.update(data={"name": "digits", "pixels": 3}),
+    lambda c: c.update(optimizer="no_such_opt"),
+    lambda c: c.update(unknown_key=1),
+    lambda c: c.update(hyperparameters={"lr": -1.0}),
+])
+def test_replay_of_a_damaged_experiment_record_exits_2(edit, capsys, tmp_path):
+    cfg = RunConfig("gradient_descent", {"lr": 0.5}, data=SMALL, hidden=(4,)).to_json()
+    edit(cfg)
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"schema": "dynverify.counterexample/1", "claim": "c",
+                                "optimizer": {"name": "x"}, "verdict": {},
+                                "experiment": {"config": cfg}}))
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dynverify: error:") and "Traceback" not in err
+
+
 def test_not_converged_digits_run_reports_ratio():
     r = run_one(RunConfig("gradient_descent", {"lr": 0.3}, data=SMALL, hidden=(4,), steps=300))
     assert r["status"] == "budget" and r["outcome"] == "not converged"

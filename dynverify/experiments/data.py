@@ -56,7 +56,10 @@ class DataSpec:
     def from_json(cls, data: dict[str, Any]) -> DataSpec:
         if not isinstance(data, dict):
             raise ValueError(f"data spec must be an object, got {data!r:.100}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValueError(f"malformed data spec {data!r:.100}: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -82,10 +82,14 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunConfig:
-        d = dict(d)
-        d["data"] = _data.DataSpec.from_json(d["data"])
-        d["hidden"] = tuple(d.get("hidden", ()))
-        return cls(**d)
+        """Rebuild from :meth:`to_json` (ValueError naming the problem if malformed)."""
+        try:
+            d = dict(d)
+            d["data"] = _data.DataSpec.from_json(d["data"])
+            d["hidden"] = tuple(d.get("hidden", ()))
+            return cls(**d)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed experiment configuration: {exc}") from exc
 
     def describe(self) -> str:
         ds = self.data
@@ -117,9 +121,12 @@ def filter_of(config: RunConfig) -> tuple[Any, Region | None, str]:
     """(optimizer, filter, where the filter came from): declared, else derived."""
     from dynverify.derive import derive_region
     from dynverify.errors import NotDifferentiableError
-    from dynverify.registry import resolve
+    from dynverify.registry import UnknownOptimizerError, resolve
 
-    reg = resolve(config.optimizer)
+    try:
+        reg = resolve(config.optimizer)
+    except UnknownOptimizerError as exc:
+        raise ValueError(str(exc)) from exc
     try:
         opt = reg.build(**config.hyperparameters)
     except TypeError as exc:
