@@ -7,6 +7,8 @@ spectra, iterates optimizers near them and checks that convergence happens exact
 where each optimizer's filter allows.
 """
 
+# first: maps dynverify.strategies to the repository's strategies/ in a source tree
+from dynverify import _source_tree  # noqa: F401, I001
 from dynverify import functions, optimizers
 from dynverify.check import CheckResult, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict

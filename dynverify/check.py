@@ -141,7 +141,7 @@ def _region_or_none(opt: Any) -> Region | None:
 @st.composite
 def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     """A case for ``claim`` on the registered optimizer (None: no such case exists)."""
-    import strategies as S
+    from dynverify import strategies as S
 
     hp = draw(reg.strategy())
     opt = reg.build(**hp)

@@ -71,7 +71,7 @@ class Registration:
         """The Hypothesis strategy of hyperparameter dicts for this optimizer."""
         if self.hyperparameters is not None:
             return self.hyperparameters
-        from strategies import hyperparameters
+        from dynverify.strategies import hyperparameters
 
         return hyperparameters(self.factory)
 
