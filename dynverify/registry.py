@@ -212,6 +212,19 @@ def resolve(spec: str | Factory | Registration) -> Registration:
         " (or give module:factory)")
 
 
+def missing_hyperparameters(reg: Registration) -> str | None:
+    """Why ``reg`` has no strategy of hyperparameters to draw from (None: it has one)."""
+    from hypothesis.errors import InvalidArgument
+
+    try:
+        reg.strategy().validate()
+    except InvalidArgument:
+        return (f"optimizer {reg.name!r} declares no hyperparameters: decorate its factory "
+                "with @dynverify.register_optimizer(hyperparameters=st.fixed_dictionaries("
+                "{...})), or pass hyperparameters= to check_optimizer")
+    return None
+
+
 def resolve_factory(name: str) -> Factory:
     """The factory registered under ``name`` (used to rebuild optimizers on replay)."""
     return resolve(name).factory
