@@ -204,13 +204,16 @@ def _plot(panels: list[_Panel], path: str) -> None:
     import numpy as np
 
     n = len(panels)
-    fig, axes = plt.subplots(n, 1, figsize=(9, 2.3 * n + 0.4), squeeze=False)
+    import textwrap
+
+    fig, axes = plt.subplots(n, 1, figsize=(11, 2.3 * n + 0.4), squeeze=False)
     for ax, p in zip(axes[:, 0], panels, strict=True):
         title = f"{p.name} ({p.hp})"
         if p.rho is None:
             ax.set_axis_off()
-            ax.text(0.01, 0.5, f"{title}\nnot drawn: {p.why}", transform=ax.transAxes,
-                    va="center", fontsize=9)
+            why = textwrap.fill(f"not drawn (outside the theorem's hypotheses): {p.why}", 110)
+            ax.text(0.0, 0.5, f"{title}\n{why}", transform=ax.transAxes, va="center",
+                    fontsize=9)
             continue
         lam = np.linspace(*p.lam_range(), 2001)
         with np.errstate(all="ignore"):
@@ -237,7 +240,7 @@ def _plot(panels: list[_Panel], path: str) -> None:
         ax.set_ylabel("ρ(λ)")
         ax.set_xlabel("Hessian eigenvalue λ", fontsize=8)
         ax.set_title(title, fontsize=9, loc="left")
-        ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -139,9 +139,11 @@ def render_text(results: Iterable[Any], *, run_dir: str | None = None, fmt: str 
                 optimizers: Sequence[str] | None = None) -> str:
     """The table, the reasons, the findings and where the records are."""
     results = ordered(results, optimizers)
-    parts = [summary_table(results, fmt)]
-    parts += reason_lines(results)
-    parts += finding_lines(results)
+    below = reason_lines(results) + finding_lines(results)
+    if fmt in MARKDOWN_FORMATS:  # a blank line ends the table; the rest is a list
+        below = [f"- {ln.strip()}" for ln in below]
+        below = [""] + below if below else below
+    parts = [summary_table(results, fmt), *below]
     if run_dir:
         parts.append(f"records: {run_dir}")
     return "\n".join(parts)
