@@ -104,7 +104,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
     from dynverify.derive import derive_region, filter_function
     from dynverify.errors import NotDifferentiableError
     from dynverify.registry import registered
-    from dynverify.summary import WarningCounter, table
+    from dynverify.summary import MARKDOWN_FORMATS, WarningCounter, table
 
     if args.plot:
         _require_matplotlib()  # before any work, so the message is all the user sees
@@ -146,6 +146,8 @@ def cmd_regions(args: argparse.Namespace) -> int:
             panels.append(_Panel(reg.name, _fmt_hp(hp), rho_fn, declared, derived, why))
     print(table(rows, ["optimizer", "hyperparameters", "declared filter", "derived filter",
                        "agree"], args.format))
+    if args.format in MARKDOWN_FORMATS:
+        print()  # a blank line ends a Markdown table
     print(_sources_line(used))
     for line in seen.lines():
         print(line, file=sys.stderr)
