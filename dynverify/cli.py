@@ -500,11 +500,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dynverify.check import replay
     from dynverify.errors import ReportError
+    from dynverify.summary import WarningCounter
 
-    try:
-        rep = replay(args.file)
-    except ReportError as exc:
-        _fail(str(exc))
+    with WarningCounter() as seen:
+        try:
+            rep = replay(args.file)
+        except ReportError as exc:
+            _fail(str(exc))
+    for line in seen.lines():
+        print(line, file=sys.stderr)
     rec, new = rep.recorded, rep.verdict
     old = rec["verdict"]
     print(f"claim:      {rec['claim']}")
