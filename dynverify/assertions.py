@@ -18,6 +18,9 @@ class VerificationError(AssertionError):
     """An optimizer failed dynverify's claims; the message says where and how to replay."""
 
 
+VerificationError.__module__ = "dynverify"  # shown as dynverify.VerificationError
+
+
 def failure_message(result: CheckResult) -> str:
     """The multi-line message of a failed check: verdict line, table, findings, records."""
     results = ordered(result.results)

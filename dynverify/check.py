@@ -143,6 +143,7 @@ class CheckResult:
         The message is the summary table, each counterexample's one-line reason and its
         replay command. Returns the result itself when nothing failed.
         """
+        __tracebackhide__ = True  # pytest: the failure points at the user's call
         if not self.ok:
             from dynverify.assertions import VerificationError, failure_message
 

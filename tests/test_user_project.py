@@ -90,7 +90,8 @@ def project(tmp_path):
 def pytest_run(root: Path, *args: str, ci: bool = False) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
            if k not in ("CI", "DYNVERIFY_REPORTS", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
-    env["PYTHONPATH"] = str(root)  # the project's own module, as `pip install -e .` would
+    # the project's own module, as `pip install -e .` would
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     if ci:
         env["CI"] = "true"
     return subprocess.run([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
