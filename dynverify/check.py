@@ -112,6 +112,10 @@ class ClaimResult:
                 "seconds": round(self.seconds, 3)}
 
 
+#: the summary table's headers (kept for callers of the old name; see dynverify.summary)
+SUMMARY_HEADERS = summary.headers()
+
+
 @dataclass
 class CheckResult:
     """The claims' results for one optimizer; ``ok`` when nothing failed.
