@@ -168,6 +168,15 @@ def test_every_markdown_table_parses_with_its_cell_counts(capsys, wrong_run, fmt
     assert [len(r) for r in rows] == [5, 5, 5]
 
 
+def test_counterexample_markdown_tables_parse(wrong_run):
+    _, _, run_dir = wrong_run
+    (md,) = (run_dir / "counterexamples").glob("*.md")
+    tables = markdown_tables(md.read_text())
+    assert tables
+    for rows in tables:
+        assert all(len(r) == 2 for r in rows), rows
+
+
 def test_check_markdown_output_parses(capsys, tmp_path):
     status, out, _ = run(capsys, "check", "sam", "--claim", "filter_agrees", "--profile",
                          "dev", "--reports", str(tmp_path), "--quiet", "--format", "markdown")
