@@ -311,7 +311,7 @@ def test_cli_sweep_table_records_plot_and_replay(capsys, tmp_path):
     assert all("too_narrow" in p.name for p in cex)
     assert main(["replay", str(cex[0])]) == 1
     assert "counterexample reproduces" in capsys.readouterr().out
-    assert main(["report", str(run_dir)]) == 0
+    assert main(["report", str(run_dir)]) == 1  # the run recorded counterexamples
     assert "sharpness_filter" in capsys.readouterr().out
 
 
