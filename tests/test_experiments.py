@@ -341,6 +341,13 @@ def test_not_converged_digits_run_reports_ratio():
     assert math.isfinite(r["ratio"]) and "sharpness / bound" in r["reason"]
 
 
+def test_cli_exits_3_when_no_run_converged(capsys, tmp_path):
+    code = main(["experiment", "sharpness", "--optimizers", "gradient_descent", "--lr", "0.3",
+                 "--data", "digits", "--subsample", "20", "--hidden", "4", "--steps", "50",
+                 "--quiet", "--reports", str(tmp_path)])
+    assert code == 3 and "nothing was verified" in capsys.readouterr().err
+
+
 def test_cli_without_scikit_learn_says_what_to_install(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)
     code = main(["experiment", "sharpness", "--reports", str(tmp_path), "--quiet"])

@@ -2,7 +2,8 @@
 sizes, and judge the sharpness at the end against each optimizer's filter.
 
 Also replays experiment counterexamples (``dynverify replay FILE`` hands such records
-here). Errors are printed as one line and exit with status 2, like the rest of the CLI.
+here). Exit status as for ``dynverify check``: 0 some run passed and none failed, 1 a
+counterexample, 2 a usage error (one line), 3 nothing was verified (no run converged).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 CLAIM = "sharpness_filter"
 DEFAULT_OPTIMIZERS = "gradient_descent,usam,two_step_usam,hessian_usam,heavy_ball"
-EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE, EXIT_NOTHING_VERIFIED = 0, 1, 2, 3
 HEADERS = ["optimizer", "hyperparameters", "steps", "loss", "‖∇ℓ‖", "λ_min", "λ_max",
            "filter", "λ_max/bound", "converged", "verdict"]
 
@@ -117,7 +118,8 @@ def add_subcommand(subparsers: Any) -> None:
     s.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     s.add_argument("--out", metavar="FILE.png", help="plot sharpness vs step size")
     s.add_argument("--reports", metavar="DIR", default=None,
-                   help="directory of run directories (default: reports/runs)")
+                   help="directory of run directories (default: $DYNVERIFY_REPORTS, "
+                   "else reports/runs)")
     s.add_argument("--format", default="simple", help="table format (tabulate names)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_guarded(cmd_sharpness))
@@ -285,7 +287,13 @@ def cmd_sharpness(args: argparse.Namespace) -> int:
         sharpness_plot(results, args.out, title=configs[0].describe())
         print(f"plot written to {args.out}")
     print(f"records: {writer.dir}")
-    return EXIT_COUNTEREXAMPLE if cex else EXIT_OK
+    if cex:
+        return EXIT_COUNTEREXAMPLE
+    if not any(r["outcome"] == "pass" for r in results):
+        print("nothing was verified: no run converged with the theorem's hypotheses met",
+              file=sys.stderr)
+        return EXIT_NOTHING_VERIFIED
+    return EXIT_OK
 
 
 def is_experiment_record(path: str) -> bool:
