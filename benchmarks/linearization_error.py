@@ -19,7 +19,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-import strategies as S
+from dynverify import strategies as S
 from dynverify.derive import filter_function
 from dynverify.linearize import spectral_radius
 from dynverify.registry import resolve

@@ -107,7 +107,7 @@ class _Mutant:
 def _hyperparameters(base: str) -> Any:
     from hypothesis import strategies as st
 
-    import strategies as S
+    from dynverify import strategies as S
 
     if base in SAM_FAMILY:
         lr = st.floats(1e-3, 2.0, allow_nan=False, allow_subnormal=False)
@@ -165,10 +165,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
     from dynverify.check import run_claim
     from dynverify.claims import Settings
-    from dynverify.profiles import register_profiles
+    from dynverify.profiles import resolve as resolve_profile
 
-    register_profiles()
-    hs = hsettings(hsettings.get_profile(task["profile"]),
+    hs = hsettings(resolve_profile(task["profile"]),
                    phases=[Phase.explicit, Phase.generate],
                    suppress_health_check=list(HealthCheck))
     reg = registration(task["subject"])

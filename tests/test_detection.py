@@ -16,17 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import strategies as S
 from dynverify import check
+from dynverify import strategies as S
 from dynverify.check import ClaimRunner, check_optimizer, run_claim
 from dynverify.claims import Case, Outcome, Settings, filter_agrees, stable_converges
 from dynverify.optimizers import gradient_descent, two_step_usam, usam
 from dynverify.planted import PlantedFunction
-from dynverify.profiles import register_profiles
+from dynverify.profiles import resolve as resolve_profile
 from dynverify.regions import Region
 from dynverify.registry import Registration, resolve
-
-register_profiles()
 
 A, RHO, BETA = 0.5, 0.5, 0.5
 
@@ -179,7 +177,7 @@ def test_cases_decide(name, claim):
     """≥ 90 % of each claim's cases are decided (no premise-not-met, no band) on every
     built-in; the ci profile's settings, 15 examples to stay fast (`dynverify check
     --profile ci` shows the full 40)."""
-    hs = settings(settings.get_profile("ci"), max_examples=15)
+    hs = settings(resolve_profile("ci"), max_examples=15)
     res = run_claim(resolve(name), claim, hypothesis_settings=hs)
     assert res.counterexample is None and res.error is None
     assert res.decided_fraction >= 0.9, (res.counts, res.reasons)
