@@ -343,7 +343,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="run only the first N tasks")
     ap.add_argument("--claims", nargs="+", default=None, help="only these claims")
     ap.add_argument("--out", default=str(RESULTS))
-    ap.add_argument("--table", metavar="RESULTS.json", help="print the table of a results file")
+    ap.add_argument("--table", metavar="RESULTS.json", nargs="?", const=str(RESULTS),
+                    help="print the table of a results file (default: the saved results)")
     args = ap.parse_args()
     if args.table:
         print(render(json.loads(Path(args.table).read_text())))
