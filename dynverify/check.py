@@ -186,25 +186,37 @@ def _region_or_none(opt: Any) -> Region | None:
         return None
 
 
+def _working_filter_function(opt: Any) -> Any:
+    """λ ↦ ρ₁(λ) of the optimizer, or None when its step raises or returns non-finite
+    values (a broken optimizer is judged by the claims, not by the case drawing)."""
+    from dynverify.derive import filter_function
+
+    rho = filter_function(opt)
+    try:
+        with np.errstate(all="ignore"):
+            ok = bool(np.all(np.isfinite(rho(np.array([0.0, 1.0])))))
+    except Exception:  # noqa: BLE001 -- any failure of a plug-in's step
+        return None
+    return rho if ok else None
+
+
 def _spectra_strategy(placement: str, region: Region, opt: Any, settings: Settings) -> Any:
     """The spectra strategy of one placement (see PLACEMENT)."""
     from dynverify import strategies as S
 
+    rho = _working_filter_function(opt) if placement not in ("inside", "outside") else None
     if placement in ("near_inside", "near_outside"):
-        from dynverify.derive import filter_function
-
         lo, hi = HUG_DISTANCES
         # an eigenvalue is never placed where claim 1 could not decide (|r − 1| < δ₁)
         return S.near_boundary_spectra(region=region, side=placement[5:], min_distance=lo,
-                                       max_distance=hi, filter_function=filter_function(opt),
+                                       max_distance=hi, filter_function=rho,
                                        min_rate_gap=2 * settings.linearization_band)
-    if placement in ("stable", "unstable"):
-        from dynverify.derive import filter_function
-
+    if placement in ("stable", "unstable") and rho is not None:
         gap = RATE_GAP_FACTOR * settings.boundary_band
-        return S.rate_spectra(filter_function=filter_function(opt), region=region,
+        return S.rate_spectra(filter_function=rho, region=region,
                               stable=placement == "stable", min_gap=gap,
                               max_gap=max(RATE_GAP_MAX, gap))
+    placement = {"stable": "inside", "unstable": "outside"}.get(placement, placement)
     return S.spectra(region=region, placement=placement)
 
 
@@ -282,11 +294,15 @@ def _local_radius(f: Any, opt: Any, claim: str) -> float:
         from dynverify.linearize import spectral_radius
 
         x_star = np.asarray(f.x_star, dtype=float)
-        r = spectral_radius(opt, f, x_star)
-        unstable = claim == "unstable_no_convergence"
-        if not (r > 1.0 if unstable else r < 1.0):
-            return radius  # the claim will say premise-not-met
-        radius = _linear_radius(opt, f, x_star, radius, abs(r - 1.0), unstable)
+        try:
+            with np.errstate(all="ignore"):
+                r = spectral_radius(opt, f, x_star)
+                unstable = claim == "unstable_no_convergence"
+                if not (r > 1.0 if unstable else r < 1.0):
+                    return radius  # the claim will say premise-not-met
+                return _linear_radius(opt, f, x_star, radius, abs(r - 1.0), unstable)
+        except Exception:  # noqa: BLE001 -- a broken step is the claim's to report
+            return radius
     return radius
 
 

@@ -44,7 +44,7 @@ class Settings:
             linear rate.
         linearization_band: δ₁ of claim 1, which only compares r with the filter: cases
             with |r − 1| < δ₁ are inconclusive; δ₁ covers the error of the
-            finite-difference Jacobian (measured: ≤ 7e-7 near r = 1 on the built-ins
+            finite-difference Jacobian (measured: ≤ 1e-6 near r = 1 on the built-ins
             with linearization_step 1e-8, benchmarks/results/linearization-error.json).
         linearization_step: relative finite-difference step of claim 1's Jacobian (the
             C²-only terms of the planted functions make its error O(step)).
