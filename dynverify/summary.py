@@ -40,7 +40,7 @@ def _closest(r: Any) -> str:
 def _decided(r: Any) -> str:
     """(pass + counterexample) / cases, in percent."""
     n = sum(r.counts.values())
-    return f"{100 * (r.counts.get('pass', 0) + r.counts.get('counterexample', 0)) / n:.0f} %" \
+    return f"{100 * (r.counts.get('pass', 0) + r.counts.get('counterexample', 0)) / n:.0f}%" \
         if n else "—"
 
 
