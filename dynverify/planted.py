@@ -156,6 +156,16 @@ class PlantedFunction(TestFunction):
         self._A = np.array([t.a for t in self.terms], dtype=float).reshape(-1, d)
         self._c = np.array([t.c for t in self.terms], dtype=float)
         self._phis = [PHIS[t.phi] for t in self.terms]
+        # terms grouped by φ: one elementwise call per distinct φ on all its columns
+        # (elementwise, so the values are those of one call per term, bit for bit)
+        names = sorted({t.phi for t in self.terms})
+        self._groups = []
+        for name in names:
+            cols = np.array([k for k, t in enumerate(self.terms) if t.phi == name])
+            whole = cols.size == len(self.terms)
+            self._groups.append((PHIS[name], slice(None) if whole else cols,
+                                 self._c if whole else self._c[cols]))
+        self._At = self._A.T  # a view: BLAS rounds it as the old code did
 
     def _term(self, t: Any) -> Term:
         phi, c, a = (t.phi, t.c, t.a) if isinstance(t, Term) else t
@@ -207,15 +217,29 @@ class PlantedFunction(TestFunction):
 
     # -- evaluation ----------------------------------------------------------------
     def _u(self, X: Array) -> Array:
-        return as_batch(X, self.dim) - self._xs
+        if not (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
+                and X.shape[1] == self.dim):
+            X = as_batch(X, self.dim)
+        return X - self._xs
+
+    def _terms(self, T: Array, which: str) -> Array:
+        """cₖ·φₖ⁽ʷʰⁱᶜʰ⁾(T[:, k]) for every term k, as a (B, K) array."""
+        if len(self._groups) == 1:
+            phi, _, c = self._groups[0]
+            return c * getattr(phi, which)(T)
+        out = np.empty_like(T)
+        for phi, cols, c in self._groups:
+            out[:, cols] = c * getattr(phi, which)(T[:, cols])
+        return out
 
     def value(self, X: Array) -> Array:
         U = self._u(X)
         out = 0.5 * np.einsum("bi,bi->b", U @ self._H, U)
         if self.terms:
-            T = U @ self._A.T
-            for k, phi in enumerate(self._phis):
-                out = out + self._c[k] * phi.value(T[:, k])
+            # summed term by term, in order, like the scalar definition
+            V = self._terms(U @ self._At, "value")
+            for k in range(V.shape[1]):
+                out = out + V[:, k]
         if self.mu:
             r2 = np.einsum("bi,bi->b", U, U)
             out = out + self.mu * r2 * r2
@@ -225,26 +249,22 @@ class PlantedFunction(TestFunction):
         U = self._u(X)
         out = U @ self._H
         if self.terms:
-            T = U @ self._A.T
-            D1 = np.stack([self._c[k] * phi.d1(T[:, k]) for k, phi in enumerate(self._phis)],
-                          axis=1)
-            out = out + D1 @ self._A
+            out = out + self._terms(U @ self._At, "d1") @ self._A
         if self.mu:
             r2 = np.einsum("bi,bi->b", U, U)
             out = out + (4.0 * self.mu * r2)[:, None] * U
         return out
 
     def _d2(self, U: Array) -> Array:
-        T = U @ self._A.T
-        return np.stack([self._c[k] * phi.d2(T[:, k]) for k, phi in enumerate(self._phis)],
-                        axis=1)
+        return self._terms(U @ self._At, "d2")
 
     def hvp(self, X: Array, V: Array) -> Array:
         U = self._u(X)
-        V = as_batch(V, self.dim, "V")
+        if not (type(V) is np.ndarray and V.dtype == np.float64 and V.shape == U.shape):
+            V = as_batch(V, self.dim, "V")
         out = V @ self._H
         if self.terms:
-            out = out + (self._d2(U) * (V @ self._A.T)) @ self._A
+            out = out + (self._d2(U) * (V @ self._At)) @ self._A
         if self.mu:
             r2 = np.einsum("bi,bi->b", U, U)
             uv = np.einsum("bi,bi->b", U, V)
