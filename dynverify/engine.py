@@ -8,6 +8,7 @@ contraction of ‖zₜ₊₁ − zₜ‖, the remaining distance ‖Δz‖·r̂/
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
@@ -134,18 +135,21 @@ def _validated(new: Any, state: tuple[np.ndarray, ...]) -> bool:
 
 
 def _guarded_step(opt: Optimizer, state: tuple[np.ndarray, ...], oracle: GuardedOracle,
-                  t: int, exc: Exception | None) -> tuple[np.ndarray, ...]:
+                  t: int, exc: Exception | None, lean: Any = None) -> tuple[np.ndarray, ...]:
     """Re-run step t through the guarded path after the lean path failed.
 
     The guarded path raises the error the engine reports (naming the optimizer, the
-    function and the step). When it succeeds where the lean call raised ``exc`` (a step
-    that is not pure), ``exc`` is reported the way the guarded path reports it.
+    function and the step). When it succeeds where the lean call failed (a step that is
+    not pure), the lean failure is reported as the guarded path reports it: ``exc`` as
+    raised in ``step``, or the lean result ``lean`` checked against the contract.
     """
     oracle.step = t
     new = apply_step(opt, state, oracle, t)
     if exc is not None:
         raise OptimizerError(
             f"optimizer {opt!r} raised at step {t}: {type(exc).__name__}: {exc}") from exc
+    if lean is not None:
+        apply_step(dataclasses.replace(opt, step=lambda s, f: lean), state, oracle, t)
     return new
 
 
@@ -243,7 +247,7 @@ def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: fl
                     lean = False
                 else:
                     if not _validated(new, state):
-                        new = _guarded_step(opt, state, oracle, t, None)
+                        new = _guarded_step(opt, state, oracle, t, None, new)
                         lean = False
             else:
                 oracle.step = t

@@ -156,15 +156,17 @@ class PlantedFunction(TestFunction):
         self._A = np.array([t.a for t in self.terms], dtype=float).reshape(-1, d)
         self._c = np.array([t.c for t in self.terms], dtype=float)
         self._phis = [PHIS[t.phi] for t in self.terms]
-        # terms grouped by φ: one elementwise call per distinct φ on all its columns
-        # (elementwise, so the values are those of one call per term, bit for bit)
-        names = sorted({t.phi for t in self.terms})
+        # consecutive terms with the same φ form one run: one elementwise call per run
+        # on a column slice (elementwise, so the values are those of one call per term,
+        # bit for bit; the term order, which the sums follow, is kept)
         self._groups = []
-        for name in names:
-            cols = np.array([k for k, t in enumerate(self.terms) if t.phi == name])
-            whole = cols.size == len(self.terms)
-            self._groups.append((PHIS[name], slice(None) if whole else cols,
-                                 self._c if whole else self._c[cols]))
+        k = 0
+        while k < len(self.terms):
+            end = k
+            while end < len(self.terms) and self.terms[end].phi == self.terms[k].phi:
+                end += 1
+            self._groups.append((self._phis[k], slice(k, end), self._c[k:end]))
+            k = end
         self._At = self._A.T  # a view: BLAS rounds it as the old code did
 
     def _term(self, t: Any) -> Term:

@@ -212,3 +212,34 @@ def test_minimal_counterexample_is_dimension_one_without_terms():
 def test_constructor_rejects_malformed_input(kwargs):
     with pytest.raises(ValueError):
         PlantedFunction(**kwargs)
+
+
+@given(FUNCTIONS, st.integers(0, 2**32 - 1))
+def test_vectorized_terms_equal_the_term_by_term_definition_bit_for_bit(f, seed):
+    """value/grad/hvp against Σₖ cₖφₖ(aₖᵀu) evaluated one term at a time."""
+    rng = np.random.default_rng(seed)
+    X = np.asarray(f.x_star) + rng.standard_normal((6, f.dim))
+    V = rng.standard_normal(X.shape)
+    U = X - np.asarray(f.x_star)
+    H = f.hessian_at_star
+    A = np.array([t.a for t in f.terms]).reshape(-1, f.dim)
+    val, g, hv = 0.5 * np.einsum("bi,bi->b", U @ H, U), U @ H, V @ H
+    if f.terms:
+        T = U @ A.T
+        D1 = np.stack([t.c * PHIS[t.phi].d1(T[:, k]) for k, t in enumerate(f.terms)], axis=1)
+        D2 = np.stack([t.c * PHIS[t.phi].d2(T[:, k]) for k, t in enumerate(f.terms)], axis=1)
+        for k, t in enumerate(f.terms):
+            val = val + t.c * PHIS[t.phi].value(T[:, k])
+        g = g + D1 @ A
+        hv = hv + (D2 * (V @ A.T)) @ A
+    if f.mu:
+        r2 = np.einsum("bi,bi->b", U, U)
+        uv = np.einsum("bi,bi->b", U, V)
+        val = val + f.mu * r2 * r2
+        g = g + (4.0 * f.mu * r2)[:, None] * U
+        hv = hv + f.mu * (4.0 * r2[:, None] * V + 8.0 * uv[:, None] * U)
+    assert np.array_equal(f.value(X), val)
+    assert np.array_equal(f.grad(X), g)
+    assert np.array_equal(f.hvp(X, V), hv)
+    # lists and single points are still accepted
+    assert np.array_equal(f.grad(X[0].tolist()), f.grad(X[:1]))
