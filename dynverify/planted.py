@@ -34,14 +34,23 @@ class Phi:
     smoothness: float
 
 
+# Derivatives, evaluated at every step, write t³ as t·t·t: numpy's power calls libm pow
+# per element, which costs ~15 times two multiplications (the result differs by at most
+# an ulp or two).
+
+
+def _cube(t: Array) -> Array:
+    return t * t * t
+
+
 def _rational_d1(t: Array) -> Array:
     q = 1.0 + t * t
-    return 2.0 * t**3 * (2.0 + t * t) / (q * q)
+    return 2.0 * (t * t * t) * (2.0 + t * t) / (q * q)
 
 
 def _rational_d2(t: Array) -> Array:
     t2 = t * t
-    return 2.0 * t2 * (6.0 + 3.0 * t2 + t2 * t2) / (1.0 + t2) ** 3
+    return 2.0 * t2 * (6.0 + 3.0 * t2 + t2 * t2) / _cube(1.0 + t2)
 
 
 def _sqrt_value(t: Array) -> Array:
@@ -52,13 +61,13 @@ def _sqrt_value(t: Array) -> Array:
 
 def _sqrt_d1(t: Array) -> Array:
     s = np.sqrt(1.0 + t * t)
-    return 2.0 * t**3 / (s * (s + 1.0))
+    return 2.0 * (t * t * t) / (s * (s + 1.0))
 
 
 def _sqrt_d2(t: Array) -> Array:
     t2 = t * t
     s = np.sqrt(1.0 + t2)
-    return 2.0 * t2 / (1.0 + t2) + 2.0 * t2 / ((s + 1.0) * s**3)
+    return 2.0 * t2 / (1.0 + t2) + 2.0 * t2 / ((s + 1.0) * _cube(s))
 
 
 def _relu(t: Array) -> Array:
@@ -69,7 +78,7 @@ def _relu(t: Array) -> Array:
 PHIS: dict[str, Phi] = {p.name: p for p in (
     Phi("cube", "t³", lambda t: t**3, lambda t: 3.0 * t * t, lambda t: 6.0 * t,
         6.0, math.inf),
-    Phi("quartic", "t⁴", lambda t: t**4, lambda t: 4.0 * t**3, lambda t: 12.0 * t * t,
+    Phi("quartic", "t⁴", lambda t: t**4, lambda t: 4.0 * (t * t * t), lambda t: 12.0 * t * t,
         12.0, math.inf),
     Phi("abs_cube", "|t|³", lambda t: np.abs(t) ** 3, lambda t: 3.0 * t * np.abs(t),
         lambda t: 6.0 * np.abs(t), 6.0, 2),
@@ -77,7 +86,7 @@ PHIS: dict[str, Phi] = {p.name: p for p in (
         lambda t: 6.0 * _relu(t), 6.0, 2),
     Phi("signed_quartic", "t³|t|", lambda t: t**3 * np.abs(t),
         lambda t: 4.0 * t * t * np.abs(t), lambda t: 12.0 * t * np.abs(t), 12.0, 3),
-    Phi("relu_quartic", "max(t, 0)⁴", lambda t: _relu(t) ** 4, lambda t: 4.0 * _relu(t) ** 3,
+    Phi("relu_quartic", "max(t, 0)⁴", lambda t: _relu(t) ** 4, lambda t: 4.0 * _cube(_relu(t)),
         lambda t: 12.0 * _relu(t) ** 2, 12.0, 3),
     Phi("rational", "t⁴/(1 + t²)", lambda t: t**4 / (1.0 + t * t), _rational_d1, _rational_d2,
         4.0, math.inf),
