@@ -310,16 +310,17 @@ def test_optimizer_failing_late_is_reported_with_its_step():
 
 
 def test_function_wrong_only_at_a_smaller_batch_is_caught():
-    """The contract is re-checked when rows leave the active set (a new batch size)."""
+    """The contract is re-checked when rows leave the active set (a new batch size): a
+    (1, d) gradient at B = 2 would broadcast silently."""
 
-    class FixedBatch(Quadratic):
+    class FirstRowAtTwo(Quadratic):
         def grad(self, X):
             g = super().grad(X)
-            return np.vstack([g, g])[:2]  # always 2 rows
+            return g[:1] if X.shape[0] == 2 else g
 
-    X0 = np.array([[0.0, 0.0], [1.0, 1.0]])  # row 0 starts converged and leaves at once
-    with pytest.raises(dv.FunctionError, match=r"grad returned shape \(2, 2\).*expected \(1, 2\)"):
-        dv.run(O.gradient_descent(lr=0.1), FixedBatch(np.eye(2)), X0, max_steps=100)
+    X0 = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, -1.0]])  # row 0 is converged at step 1
+    with pytest.raises(dv.FunctionError, match=r"grad returned shape \(1, 2\).*expected \(2, 2\)"):
+        dv.run(O.gradient_descent(lr=0.1), FirstRowAtTwo(np.eye(2)), X0, max_steps=100)
 
 
 def test_step_changing_the_shape_late_is_reported():
