@@ -137,7 +137,7 @@ def _domain_bounds(opt: Optimizer, shapes: list[tuple[int, ...]]) -> tuple[np.nd
 
 
 def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
-                          shapes: list[tuple[int, ...]], *, h: float = FD_STEP,
+                          shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
                           check_differentiable: bool = True) -> Linearization:
     """Jacobians of G at n flattened lifted states Z (n, m), by adaptive differences.
 
@@ -153,15 +153,18 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     differentiable (that is not a step-size effect).
 
     ``oracle_for(rows)`` returns the oracle for a batch whose row k belongs to base point
-    ``rows[k]``. Raises NotDifferentiableError (when ``check_differentiable``).
+    ``rows[k]``; ``h`` is a scalar or one relative step per base point. Raises
+    NotDifferentiableError (when ``check_differentiable``).
     """
     n, m = Z.shape
     lo, hi = _domain_bounds(opt, shapes)
     if np.any((Z < lo) | (Z > hi)):
         raise OptimizerError(f"optimizer {opt!r}: the lifted fixed point lies outside the "
                              "declared state_domains")
+    h = np.broadcast_to(np.asarray(h, dtype=float), (n,))
     base = h * np.maximum(1.0, np.max(np.abs(Z), axis=1))  # (n,)
-    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(max(h, 1e-300) / 1e-13)))))
+    hmax = float(np.max(h)) if n else FD_STEP
+    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(max(hmax, 1e-300) / 1e-13)))))
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
     # direction per (base point, component): 0 central, +1 forward, −1 backward
     h0 = steps[:, :1]
@@ -268,7 +271,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
 
 
 def batched_jacobians(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
-                      shapes: list[tuple[int, ...]], *, h: float = FD_STEP,
+                      shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
                       check_differentiable: bool = True) -> np.ndarray:
     """Jacobians of G at n flattened lifted states Z (n, m): ``batched_linearization(...).J``.
 
