@@ -54,13 +54,13 @@ _H = 1e-3
 _MAX_DEGREE = 12
 _MAX_RATIONAL = 6
 #: ladder of scales relative to the natural scale s₀
-_LADDER = tuple(10.0 ** k for k in range(-2, 13, 2))
+_LADDER = tuple(10.0 ** k for k in range(-9, 13, 3))
 #: rational maps: inner ladder up to s₀·10⁶, then the outer chart
 _RATIONAL_TOP = 1e6
 #: outer-chart zeros with |t| below this are not resolved (λ beyond S/_T_MIN)
 _T_MIN = 1e-9
 _FALLBACK_DECADES = 8
-_BIG = 1e300
+_BIG = 1e306
 
 
 class DerivationWarning(UserWarning):
@@ -259,34 +259,40 @@ def _forms(opt: Optimizer, scales: list[float]) -> list[_Form | None]:
     return out
 
 
-def _natural_scale(opt: Optimizer) -> float:
-    """s₀ with max|J(±s₀) − J(0)| ≈ 1 (1.0 when J does not depend on λ)."""
+def _natural_scale(opt: Optimizer) -> tuple[float, float]:
+    """(s₀, dmax): s₀ is the smallest power of 10 where max|J(±s₀) − J(0)| reaches
+    min(1, dmax/2), dmax the largest change seen over float λ up to 1e300 (found on a
+    grid of decades in two batched calls); s₀ = 1 when J does not depend on λ."""
     J0 = linearizations(opt, np.zeros(1))[0]
-    s = 1.0
-    for _ in range(12):
-        Js = linearizations(opt, np.array([-0.9173, 0.8791]) * s)
-        d = float(np.max(np.abs(Js - J0)))
-        if not math.isfinite(d) or d > 10.0:
-            s = s / (min(d, 1e30) if math.isfinite(d) else 1e6)
-        elif d < 0.1:
-            if d == 0.0 and s >= 1e200:
-                return 1.0
-            s = s * min(1e30, 1.0 / d) if d > 0 else s * 1e30
-        else:
-            return s
-        s = min(max(s, 1e-250), 1e250)
-    return s
+
+    def change(ks: np.ndarray) -> np.ndarray:
+        s = 10.0 ** ks
+        J = linearizations(opt, np.concatenate([-0.9173 * s, 0.8791 * s]))
+        d = np.max(np.abs(J - J0), axis=(1, 2)).reshape(2, -1)
+        return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0)
+
+    coarse = np.arange(-300.0, 301.0, 20.0)
+    dc = change(coarse)
+    dmax = float(np.max(dc[np.isfinite(dc)], initial=0.0))
+    if dmax == 0.0:
+        return 1.0, 0.0
+    target = min(1.0, 0.5 * dmax)
+    i = int(np.argmax(dc >= target))
+    fine = np.arange(coarse[max(i - 1, 0)], coarse[i] + 1.0, 1.0)
+    df = change(fine)
+    j = int(np.argmax(df >= target))
+    return float(10.0 ** fine[j]), dmax
 
 
 # -- persistent unit eigenvalues -----------------------------------------------------------
 
 def _persistent_unit(eigs: np.ndarray) -> list[complex]:
-    """Eigenvalues of modulus 1 present (to 1e-9) in every sample row of ``eigs``."""
+    """Eigenvalues of modulus 1 present (to 1e-11) in every sample row of ``eigs``."""
     found: list[complex] = []
     first = eigs[0]
-    for mu in first[np.abs(np.abs(first) - 1.0) <= 1e-9]:
-        need = 1 + sum(abs(f - mu) <= 1e-9 for f in found)
-        if all(np.sum(np.abs(row - mu) <= 1e-9) >= need for row in eigs):
+    for mu in first[np.abs(np.abs(first) - 1.0) <= 1e-11]:
+        need = 1 + sum(abs(f - mu) <= 1e-11 for f in found)
+        if all(np.sum(np.abs(row - mu) <= 1e-11) >= need for row in eigs):
             found.append(complex(mu))
     return found
 
@@ -340,7 +346,10 @@ class _Solver:
         J = J[np.all(np.isfinite(J), axis=(1, 2))]
         if J.shape[0] < 2:
             return
-        self.unit = _persistent_unit(np.linalg.eigvals(J))
+        unit = _persistent_unit(np.linalg.eigvals(J))
+        if len(unit) >= self.m:  # nothing would be left: ρ₁ = 1 everywhere, not deflated
+            return
+        self.unit = unit
         if self.unit:
             self.notes.append("eigenvalue(s) " + ", ".join(f"{u.real:g}" if u.imag == 0
                                                              else f"{u:g}" for u in self.unit)
@@ -526,13 +535,13 @@ def _stability_bound(sv: _Solver, degree: int, scales: list[float]) -> float | N
         for i, half in enumerate(todo):
             prev = done[-1] if done else 0.0
             for j in range(1, m + 1):
-                c = np.polynomial.Polynomial.fit(half * x, char[i, :, j],
-                                                 j * max(degree, 1)).convert()
+                # cⱼ as a polynomial in the scaled variable x = λ/half (no overflow)
+                c = np.polynomial.Polynomial(np.polynomial.polynomial.polyfit(
+                    x, char[i, :, j], j * max(degree, 1)))
                 C = comb(m, j)
                 # rounding of cⱼ computed from eigenvalues of entries of size |J|
                 noise = 1e-12 * C * jmax[i] ** j
-                with np.errstate(over="ignore", invalid="ignore"):
-                    size = np.abs(c.coef) * half ** np.arange(c.coef.size)
+                size = np.abs(c.coef)
                 small = ~(size > max(1e-10 * max(np.max(size), C), noise))
                 c = np.polynomial.Polynomial(np.where(small, 0.0, c.coef)).trim()
                 if c.degree() < 1:
@@ -541,7 +550,7 @@ def _stability_bound(sv: _Solver, degree: int, scales: list[float]) -> float | N
                 roots = (c * c - C ** 2).roots()
                 if roots.size == 0:  # cⱼ² underflows: cⱼ is negligible against C
                     continue
-                mods = np.abs(roots)
+                mods = half * np.abs(roots)
                 maxmod[j] = max(maxmod[j], float(np.max(mods)))
                 cover[j] = max(cover[j], half)
                 if half == todo[-1] and not done[-1:] == [half]:
@@ -552,7 +561,7 @@ def _stability_bound(sv: _Solver, degree: int, scales: list[float]) -> float | N
                     mag = np.abs(c.coef) @ np.abs(t[None, :]) ** np.arange(c.coef.size)[:, None]
                 real = t[np.abs(c(t)) <= C * (1 + 1e-6) + 1e-8 * mag]
                 if real.size:
-                    real_max[j] = max(real_max[j], float(np.max(np.abs(real))))
+                    real_max[j] = max(real_max[j], half * float(np.max(np.abs(real))))
             done.append(half)
         top = done[-1]
         todo = [min(beyond * 1.5, _BIG)] if beyond > top and top < _BIG and len(done) < 40 else []
@@ -600,8 +609,9 @@ def _merge_split_double_zeros(cands: np.ndarray, rho1: Callable[[np.ndarray], np
     return np.unique(np.concatenate([out, mids[wide & ~pair]]))
 
 
-def _touch_refine(sv: _Solver, form: _Form, t0: float, w: float) -> float:
-    """The double zero of a factor nearest t0, as a simple zero of its derivative.
+def _touch_refine(sv: _Solver, form: _Form, t0: float, w: float) -> float | None:
+    """The double zero of a factor nearest t0, as a simple zero of its derivative, or
+    None when no factor has a double zero in [t0 − w, t0 + w].
 
     Minimizing ρ₁ only locates a touch point to about √ε; each factor is a polynomial,
     so its interpolant on [t0 − w, t0 + w] is exact up to rounding and the zero of its
@@ -614,7 +624,7 @@ def _touch_refine(sv: _Solver, form: _Form, t0: float, w: float) -> float:
         qv = np.polynomial.chebyshev.chebval((t0 + w * x) / form.scale, form.q)
     F = sv.factor_samples(t0 + w * x, qv)
     if not np.all(np.isfinite(F)):
-        return t0
+        return None
     best: float | None = None
     for j, deg in enumerate(degs):
         if deg == 0:
@@ -634,11 +644,11 @@ def _touch_refine(sv: _Solver, form: _Form, t0: float, w: float) -> float:
         for r in real:
             if best is None or abs(r) < abs(best):
                 best = float(r)
-    return t0 if best is None else float(t0 + w * best)
+    return None if best is None else float(t0 + w * best)
 
 
 def _classify(sv: _Solver, pts: np.ndarray, poles: np.ndarray, left: float, right: float,
-              refine: Callable[[float, float], float] | None, tols: dict
+              refine: Callable[[float, float], float | None] | None, tols: dict
               ) -> list[tuple[float, float]]:
     """The filter from sorted candidate points: gaps classified by their midpoints.
 
@@ -697,27 +707,36 @@ def _root(f: Callable[[float], float], a: float, b: float, tols: dict) -> float:
         return 0.5 * (a + b)
 
 
-def _touch_points(f1: Callable[[float], float], refine: Callable[[float, float], float] | None,
+def _touch_points(f1: Callable[[float], float],
+                  refine: Callable[[float, float], float | None] | None,
                   a: float, p: float | None, b: float, tols: dict
                   ) -> list[tuple[float, float]]:
     """Where ρ₁ dips to ≤ 1 between two outside anchors: an isolated point or narrow band.
 
-    ``p`` is the zero of N between the anchors (None in the fallback scan, where the dip
-    is searched by bounded minimization).
+    ``p`` is the candidate between the anchors (None in the fallback scan, where the dip
+    is searched by bounded minimization). An isolated point is accepted where a factor
+    has a double zero and ρ₁ = 1 there (to 1e-9), or where ρ₁ = 1 to rounding; a dip of
+    ρ₁ to 1 + 1e-11 without a double zero (tiny steps make ρ₁ ≈ 1 everywhere) is not.
     """
     if p is None:
         res = minimize_scalar(f1, bounds=(a, b), method="bounded",
                               options={"xatol": tols["xtol"] + tols["rtol"] * max(abs(a), abs(b))})
         t0, v0 = float(res.x), float(res.fun)
-    else:
-        t0, v0 = p, f1(p)
-        if -1e-7 <= v0 <= 1.0 and refine is not None:  # near a touch: a double zero of N?
-            t = refine(t0, 0.5 * min(t0 - a, b - t0))
-            if a < t < b:
-                t0, v0 = t, f1(t)
+        if v0 < -1e-7:
+            return [(_root(f1, a, t0, tols), _root(f1, t0, b, tols))]
+        return [(t0, t0)] if v0 <= 1e-9 else []
+    v0 = f1(p)
     if v0 < -1e-7:  # a genuine narrow band
-        return [(_root(f1, a, t0, tols), _root(f1, t0, b, tols))]
-    return [(t0, t0)] if v0 <= 1e-9 else []
+        return [(_root(f1, a, p, tols), _root(f1, p, b, tols))]
+    if refine is not None and v0 <= 1.0:
+        t = refine(p, 0.5 * min(p - a, b - p))
+        if t is not None and a < t < b:
+            v = f1(t)
+            if v < -1e-7:
+                return [(_root(f1, a, t, tols), _root(f1, t, b, tols))]
+            if v <= 1e-9:
+                return [(t, t)]
+    return [(p, p)] if v0 <= 1e-14 else []
 
 
 def _scan(sv: _Solver, s0: float, tols: dict) -> Region:
@@ -762,12 +781,21 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
 
 def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
     opt = sv.opt
-    s0 = _natural_scale(opt)
-    scales = [min(s0 * k, _BIG) for k in _LADDER]
+    s0, dmax = _natural_scale(opt)
+    if 0.0 < dmax < 1e-6:  # Jac G moves by (almost) nothing over every float λ
+        r0 = float(sv.rho(np.zeros(1))[0])
+        region = Region([(-math.inf, math.inf)]) if r0 <= 1.0 else Region()
+        if abs(r0 - 1.0) > 10 * dmax + 1e-12:  # ρ₁ stays on one side of 1
+            return Derivation(region, "constant", True, (-math.inf, math.inf), (0, 0),
+                              sv.differences, tuple(sv.notes))
+        return Derivation(region, "constant", False, (-_BIG, _BIG), None, sv.differences,
+                          (*sv.notes, f"Jac G changes by at most {dmax:.3g} over every float "
+                                      f"λ and ρ₁(0) = {r0!r}: the filter is not resolved"))
+    scales = sorted({min(max(s0 * k, 1e-300), _BIG) for k in _LADDER})
     with np.errstate(all="ignore"):
         forms = _forms(opt, scales)
     sv.detect_unit(np.array([-2.7, -0.6, 0.0, 0.3, 1.3, 3.1]) * s0)
-    tols = {"xtol": 1e-15 * s0 if xtol is None else xtol,
+    tols = {"xtol": 1e-15 * scales[0] if xtol is None else xtol,
             "rtol": max(rtol, 4 * np.finfo(float).eps), "maxiter": 500}
 
     if any(f is None for f in forms):
@@ -795,15 +823,14 @@ def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
 def _derive_polynomial(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Derivation:
     degree = max(f.degree for f in fs)
     top = fs[-1].scale
-    if degree == 0:  # ρ₁ does not depend on λ
-        inside = sv.rho(np.zeros(1))[0] <= 1.0
-        region = Region([(-math.inf, math.inf)]) if inside else Region()
-        return Derivation(region, "constant", True, (-math.inf, math.inf), (0, 0),
-                          sv.differences, tuple(sv.notes))
-    L = _stability_bound(sv, degree, [f.scale for f in fs])
-    if L is None:
-        inside = sv.rho(np.zeros(1))[0] <= 1.0
-        region = Region([(-math.inf, math.inf)]) if inside else Region()
+    L = None if degree == 0 else _stability_bound(sv, degree, [f.scale for f in fs])
+    if L is None:  # ρ₁ does not depend on λ
+        r0 = float(sv.rho(np.zeros(1))[0])
+        region = Region([(-math.inf, math.inf)]) if r0 <= 1.0 else Region()
+        if abs(r0 - 1.0) <= 1e-9:  # ρ₁ = 1 to rounding: which side is not resolved
+            return Derivation(region, "constant", False, (-top, top), (degree, 0),
+                              sv.differences, (*sv.notes, f"ρ₁ = {r0!r} for every λ seen: "
+                                               "the side of 1 is not resolved"))
         return Derivation(region, "constant", True, (-math.inf, math.inf), (degree, 0),
                           sv.differences, tuple(sv.notes))
     notes = list(sv.notes)
@@ -826,7 +853,7 @@ def _derive_polynomial(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> D
     pts = np.unique(np.concatenate([[-L, L], pts]))
     form = _Form("poly", degree, L)
 
-    def refine(t0: float, w: float) -> float:
+    def refine(t0: float, w: float) -> float | None:
         return _touch_refine(sv, form, t0, w)
 
     out = L * 1.01 + 1e-12 * s0
@@ -867,7 +894,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
     pts = np.unique(np.concatenate([pts, pole_pts]))
     R = min(S / _T_MIN, _BIG)
 
-    def refine(t0: float, w: float) -> float:
+    def refine(t0: float, w: float) -> float | None:
         sc = max(abs(t0) + w, inner[0].scale)
         Y = linearizations(sv.opt, sc * x).reshape(x.size, -1)
         q, _ = _rational_fit(Y, x, d)
@@ -880,6 +907,142 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
     if pole_pts.size:
         notes.append("Jac G has pole(s) at λ = " + ", ".join(f"{p:.6g}" for p in pole_pts[:5]))
     return Derivation(region, "rational", True, (-R, R), (d, d), sv.differences, tuple(notes))
+
+
+@dataclass(frozen=True)
+class FilterComparison:
+    """Declared filter against derived filter, at floating-point resolution.
+
+    Attributes:
+        agree: the compared parts have the same intervals, endpoints within tolerance.
+        declared, derived: the parts compared (clipped to the certified range).
+        ignored: what was left out of the comparison and why (beyond the range the
+            derivation certifies; bands narrower than the float grid at their location).
+    """
+
+    agree: bool
+    declared: Region
+    derived: Region
+    ignored: tuple[str, ...] = ()
+
+
+def compare_filters(declared: Region, derivation: Derivation, *, rtol: float = 1e-6,
+                    filter_function: Callable[[np.ndarray], np.ndarray] | None = None
+                    ) -> FilterComparison:
+    """Compare a declared filter with a :class:`Derivation` where that comparison means
+    something.
+
+    - Only the certified range [−R, R] of the derivation is compared (a band near −1/ρ
+      for ρ far below 1e-9/R is not seen by it); features beyond it are listed as ignored.
+    - A declared band whose width is at most 2 ulps of its location is not resolvable
+      by any float eigenvalue; if the derived filter has nothing there and ρ₁ at it is
+      1 to rounding (``filter_function`` given), it is ignored, with the reason.
+    - Boundary points of the two filters match when they are within
+      rtol·max(|e|, s) + 2 ulp + res(e) of each other, s the smallest significant
+      |endpoint| and res(e) = 64ε/|dρ₁/dλ| the resolution of ρ₁ − 1 in λ at e (a tiny
+      step makes ρ₁ − 1 ≈ α·p(λ) smaller than rounding near 0); membership must agree
+      between every two clusters of matched boundary points.
+    """
+    lo, hi = derivation.certified_range
+    ignored: list[str] = []
+
+    def clip(region: Region, who: str) -> list[tuple[float, float]]:
+        out = []
+        for a, b in region.intervals:
+            if b < lo or a > hi:
+                ignored.append(f"{who} {Region([(a, b)])} lies beyond the range "
+                               f"[{lo:.4g}, {hi:.4g}] the derivation certifies")
+                continue
+            out.append((max(a, lo), min(b, hi)))
+        return out
+
+    dec, der = clip(declared, "declared"), clip(derivation.region, "derived")
+    ends = [abs(e) for iv in dec + der for e in iv if math.isfinite(e) and e != 0]
+    # numerical zeros (a derived 2e-16 for a declared 0) do not set the floor
+    floor = min((e for e in ends if e > 1e-9 * max(ends)), default=1.0)
+
+    def rho1(lams: list[float]) -> np.ndarray:
+        assert filter_function is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(filter_function(np.asarray(lams, dtype=float)), dtype=float)
+
+    def tolerances(es: list[float]) -> dict[float, float]:
+        """rtol·max(|e|, s) + 2 ulp + the resolution of ρ₁ − 1 at e (two batched calls)."""
+        E = np.asarray(sorted(set(es)), dtype=float)
+        base = rtol * np.maximum(np.abs(E), floor) + 2 * np.spacing(np.abs(E))
+        if filter_function is None or E.size == 0:
+            return dict(zip(E.tolist(), base.tolist()))
+        cap = np.maximum(np.abs(E), floor)
+        d = 1e-3 * cap
+        res = np.zeros_like(E)
+        for _ in range(2):  # the slope is measured over a span the noise cannot fake
+            try:
+                r = rho1(np.concatenate([E - d, E + d]).tolist())
+            except (OptimizerError, NotDifferentiableError):
+                break
+            slope = np.abs(r[E.size:] - r[:E.size]) / (2 * d)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                res = np.where(slope > 0, 64 * np.finfo(float).eps / slope, cap)
+            res = np.minimum(np.nan_to_num(res, nan=0.0, posinf=0.0), cap)
+            if np.all(res <= d):
+                break
+            d = np.minimum(np.maximum(d, 10 * res), cap)
+        return dict(zip(E.tolist(), (base + res).tolist()))
+
+    all_ends = [e for iv in dec + der for e in iv if math.isfinite(e)]
+    tol_of = tolerances(all_ends)
+
+    def tol(e: float) -> float:
+        return tol_of.get(e) or tolerances([e])[e]
+
+    kept = []
+    for a, b in dec:
+        if b - a <= 2 * math.ulp(max(abs(a), abs(b))) and filter_function is not None:
+            matched = any(abs(a - c) <= tol(a) or abs(b - d) <= tol(b) for c, d in der)
+            if not matched:
+                mid = 0.5 * a + 0.5 * b
+                r1 = float(rho1([mid])[0])
+                if r1 <= 1.0 + 1e-9:
+                    ignored.append(f"declared {Region([(a, b)])} is narrower than the float "
+                                   f"grid at its location (ulp {math.ulp(mid):.3g}) and "
+                                   f"ρ₁ = {r1:.12g} there: no float eigenvalue resolves it")
+                    continue
+        kept.append((a, b))
+    A, B = Region(kept), Region(der)
+    # clusters of boundary points within tolerance; each needs points of both filters
+    pts = sorted({(e, 0) for e in A.boundary() if lo < e < hi}
+                 | {(e, 1) for e in B.boundary() if lo < e < hi})
+    tols = {e: tol(e) for e, _ in pts}  # (all cached)
+    clusters: list[list[tuple[float, int]]] = []
+    for e, who in pts:
+        if clusters and e - clusters[-1][-1][0] <= max(tols[e], tols[clusters[-1][-1][0]]):
+            clusters[-1].append((e, who))
+        else:
+            clusters.append([(e, who)])
+    # a cluster with points of one filter only is a disagreement, unless ρ₁ is 1 to
+    # rounding across it (a band or gap of ρ₁ − 1 below float resolution)
+    agree = True
+    for c in clusters:
+        if {w for _, w in c} == {0, 1}:
+            continue
+        xs = [e for e, _ in c]
+        xs += [0.5 * (a + b) for a, b in zip(xs, xs[1:])]
+        if filter_function is not None and np.all(np.abs(rho1(xs) - 1.0) <= 1e-13):
+            who = "declared" if c[0][1] == 0 else "derived"
+            ignored.append(f"{who} boundary at {', '.join(f'{e:.6g}' for e, _ in c)}: ρ₁ = 1 "
+                           "to rounding there (ρ₁ − 1 below float resolution), not resolvable")
+            continue
+        agree = False
+    # membership between and beyond the clusters
+    probes = [0.5 * (c1[-1][0] + c2[0][0]) for c1, c2 in zip(clusters, clusters[1:])]
+    if clusters:
+        span = max(1.0, abs(clusters[0][0][0]), abs(clusters[-1][-1][0]))
+        probes += [max(lo, clusters[0][0][0] - span), min(hi, clusters[-1][-1][0] + span)]
+    else:
+        probes += [0.0, max(lo, -1.0), min(hi, 1.0)]
+    agree = agree and all(bool(A.contains(x)) == bool(B.contains(x)) for x in probes)
+    return FilterComparison(bool(agree), A, B, tuple(ignored))
 
 
 def derive_region(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) -> Region:

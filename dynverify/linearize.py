@@ -200,7 +200,11 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         flat = P.reshape(-1, m)
         with np.errstate(all="ignore"):
             new = apply_step(opt, _unflatten(flat, shapes), oracle_for(rows))
-        G = _flatten(new, flat.shape[0])[0].reshape(k, per, m)
+            _differences(new, idx, levels, L, k, per, hs, with_centre)
+
+    def _differences(new: State, idx: np.ndarray, levels: list[int], L: int, k: int,
+                     per: int, hs: np.ndarray, with_centre: bool) -> None:
+        G = _flatten(new, k * per)[0].reshape(k, per, m)
         if with_centre:
             G0[idx] = G[:, -1]
         g0 = G0[idx][:, None, None, :]  # (k, 1, 1, m)
@@ -226,40 +230,44 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     todo = np.arange(n)
     done_levels = 0
     r2 = LEVEL_RATIO ** 2
-    while todo.size and done_levels < nlev:
-        new_levels = list(range(done_levels, min(nlev, done_levels + (2 if done_levels == 0
-                                                                           else 2))))
-        evaluate(todo, new_levels, with_centre=done_levels == 0)
-        done_levels = new_levels[-1] + 1
-        for j in range(max(0, new_levels[0] - 1), done_levels - 1):
-            Dj, Dn = D[todo, j], D[todo, j + 1]
-            est = (r2 * Dn - Dj) / (r2 - 1.0)
-            size = 1.0 + np.max(np.abs(est), axis=(1, 2))
-            diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
-            kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
-            ok = (diff <= CONVERGENCE_TOL * size) & (kink <= KINK_TOL * size)
-            ok &= np.all(np.isfinite(est), axis=(1, 2))
-            better = ~ok & np.isfinite(diff) & (diff < err[todo])
-            J[todo[better]] = est[better]
-            err[todo[better]] = diff[better]
-            acc = todo[ok]
-            J[acc], err[acc], accepted[acc] = est[ok], diff[ok], j
-            todo = todo[~ok]
-            if not todo.size:
-                break
-    converged = accepted >= 0
-    if check_differentiable and not converged.all():
-        bad = ~converged
+    # overflow at extreme λ gives NaN rows (no linearization there), not warnings
+    with np.errstate(all="ignore"):
+        while todo.size and done_levels < nlev:
+            new_levels = list(range(done_levels, min(nlev, done_levels + 2)))
+            evaluate(todo, new_levels, with_centre=done_levels == 0)
+            done_levels = new_levels[-1] + 1
+            for j in range(max(0, new_levels[0] - 1), done_levels - 1):
+                Dj, Dn = D[todo, j], D[todo, j + 1]
+                est = (r2 * Dn - Dj) / (r2 - 1.0)
+                size = 1.0 + np.max(np.abs(est), axis=(1, 2))
+                diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
+                kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
+                ok = (diff <= CONVERGENCE_TOL * size) & (kink <= KINK_TOL * size)
+                ok &= np.all(np.isfinite(est), axis=(1, 2))
+                better = ~ok & np.isfinite(diff) & (diff < err[todo])
+                J[todo[better]] = est[better]
+                err[todo[better]] = diff[better]
+                acc = todo[ok]
+                J[acc], err[acc], accepted[acc] = est[ok], diff[ok], j
+                todo = todo[~ok]
+                if not todo.size:
+                    break
+        converged = accepted >= 0
+    finite_rows = np.all(np.isfinite(D[:, :2]), axis=(1, 2, 3))
+    J[~finite_rows] = np.nan  # non-finite values (overflow): no linearization, no verdict
+    if check_differentiable and not converged[finite_rows].all():
+        bad = ~converged & finite_rows
         last = nlev - 1
-        kink = np.max(np.abs(fwd[:, last] - bwd[:, last]), axis=(1, 2))
-        growth = np.max(np.abs(D[:, last]), axis=(1, 2)) / (
-            1.0 + np.max(np.abs(D[:, 0]), axis=(1, 2)))
-        size = 1.0 + np.max(np.abs(np.nan_to_num(J[:, :, :], nan=0.0)), axis=(1, 2))
-        nondiff = bad & ~((kink <= KINK_TOL * size) & (growth < 1e3))
-        nondiff |= bad & ~np.all(np.isfinite(J), axis=(1, 2))
+        with np.errstate(all="ignore"):
+            kink = np.max(np.abs(fwd[:, last] - bwd[:, last]), axis=(1, 2))
+            growth = np.max(np.abs(D[:, last]), axis=(1, 2)) / (
+                1.0 + np.max(np.abs(D[:, 0]), axis=(1, 2)))
+            size = 1.0 + np.max(np.abs(np.nan_to_num(J[:, :, :], nan=0.0)), axis=(1, 2))
+            nondiff = bad & ~((kink <= KINK_TOL * size) & (growth < 1e3))
         if np.any(nondiff):
-            gap = float(np.nanmax(np.maximum(kink, np.max(np.abs(D[:, 0] - D[:, 1]),
-                                                          axis=(1, 2)))[nondiff]))
+            with np.errstate(all="ignore"):
+                gap = float(np.nanmax(np.maximum(kink, np.max(np.abs(D[:, 0] - D[:, 1]),
+                                                              axis=(1, 2)))[nondiff]))
             raise NotDifferentiableError(
                 f"optimizer {opt!r}: the lifted map is not differentiable at the fixed "
                 f"point (finite differences disagree by {gap:.3g} at every step from "
