@@ -105,23 +105,23 @@ class Derivation:
 
 # -- linearizations ---------------------------------------------------------------------
 
-def _linearize(opt: Optimizer, lams: np.ndarray) -> Linearization:
+def _linearize(opt: Optimizer, lams: np.ndarray, check: bool = True) -> Linearization:
     lams = np.atleast_1d(np.asarray(lams, dtype=float))
     state = lifted_state(opt, np.zeros((lams.size, 1)))
     Z, shapes = _flatten(state, lams.size)
     h = _H / np.maximum(1.0, np.abs(lams))
-    return batched_linearization(opt, lambda rows: RowQuadratics(lams[rows]), Z, shapes, h=h)
+    return batched_linearization(opt, lambda rows: RowQuadratics(lams[rows]), Z, shapes, h=h,
+                                 check_differentiable=check)
 
 
-def linearizations(opt: Optimizer, lams: np.ndarray) -> np.ndarray:
-    """Jac G(z̄) for f(x) = λx²/2, one (m, m) matrix per λ, from batched ``step`` calls.
-
-    A λ at which ``step`` raises (a Newton-type map at its pole, where the system it
-    solves is singular) gets a NaN matrix; the error is raised only if every λ fails.
-    """
+def _jac(opt: Optimizer, lams: np.ndarray, check: bool) -> np.ndarray:
+    """Jacobians per λ; a λ at which ``step`` raises gets NaN (the error is raised only
+    if every λ fails); unchecked, a λ whose differences do not converge (rounding
+    amplified by the map) gets NaN too."""
     lams = np.atleast_1d(np.asarray(lams, dtype=float))
     try:
-        return _linearize(opt, lams).J
+        lin = _linearize(opt, lams, check)
+        return lin.J if check else np.where(lin.converged[:, None, None], lin.J, np.nan)
     except OptimizerError:
         if lams.size == 1:
             raise
@@ -129,18 +129,38 @@ def linearizations(opt: Optimizer, lams: np.ndarray) -> np.ndarray:
     parts = []
     for part in (lams[:half], lams[half:]):
         try:
-            parts.append(linearizations(opt, part))
+            parts.append(_jac(opt, part, check))
         except OptimizerError:
             parts.append(None)
     if parts[0] is None and parts[1] is None:
-        return _linearize(opt, lams).J  # re-raises the error
+        return _linearize(opt, lams, check).J  # re-raises the error
     m = next(p for p in parts if p is not None).shape[-1]
     return np.concatenate([p if p is not None else np.full((n, m, m), np.nan)
                            for p, n in zip(parts, (half, lams.size - half))])
 
 
-def filter_function(opt: Optimizer) -> Callable[[np.ndarray], np.ndarray]:
+def linearizations(opt: Optimizer, lams: np.ndarray) -> np.ndarray:
+    """Jac G(z̄) for f(x) = λx²/2, one (m, m) matrix per λ, from batched ``step`` calls.
+
+    A λ at which ``step`` raises (a Newton-type map at its pole, where the system it
+    solves is singular) gets a NaN matrix; the error is raised only if every λ fails.
+    Raises NotDifferentiableError when the map has no derivative at some λ.
+    """
+    return _jac(opt, lams, True)
+
+
+def _J(opt: Optimizer, lams: np.ndarray) -> np.ndarray:
+    """Unchecked linearizations (NaN where unresolved), for the derivation's sampling."""
+    return _jac(opt, lams, False)
+
+
+def filter_function(opt: Optimizer, *, strict: bool = True
+                    ) -> Callable[[np.ndarray], np.ndarray]:
     """λ ↦ ρ₁(λ), vectorized: the spectral radius of the linearized map per eigenvalue.
+
+    ``strict``: raise NotDifferentiableError where the map has no derivative; otherwise
+    return NaN wherever finite differences do not resolve ρ₁ (a kink, or rounding
+    amplified by the map, as x + ρ∇f(x) ≈ 0 at λ = −1/ρ for USAM).
 
     Example:
         >>> from dynverify.optimizers import gradient_descent
@@ -151,7 +171,7 @@ def filter_function(opt: Optimizer) -> Callable[[np.ndarray], np.ndarray]:
 
     def rho(lams: np.ndarray) -> np.ndarray:
         lam = np.asarray(lams, dtype=float)
-        J = linearizations(opt, lam.ravel())
+        J = _jac(opt, lam.ravel(), strict)
         return _radius(J).reshape(lam.shape)
 
     return rho
@@ -241,7 +261,7 @@ def _forms(opt: Optimizer, scales: list[float]) -> list[_Form | None]:
     x = _cheb_nodes(_NFIT)
     per = np.concatenate([x, _FAR])
     lams = np.concatenate([s * per for s in scales])
-    Js = linearizations(opt, lams)
+    Js = _J(opt, lams)
     m = Js.shape[-1]
     out: list[_Form | None] = []
     for i, s in enumerate(scales):
@@ -263,11 +283,11 @@ def _natural_scale(opt: Optimizer) -> tuple[float, float]:
     """(s₀, dmax): s₀ is the smallest power of 10 where max|J(±s₀) − J(0)| reaches
     min(1, dmax/2), dmax the largest change seen over float λ up to 1e300 (found on a
     grid of decades in two batched calls); s₀ = 1 when J does not depend on λ."""
-    J0 = linearizations(opt, np.zeros(1))[0]
+    J0 = _J(opt, np.zeros(1))[0]
 
     def change(ks: np.ndarray) -> np.ndarray:
         s = 10.0 ** ks
-        J = linearizations(opt, np.concatenate([-0.9173 * s, 0.8791 * s]))
+        J = _J(opt, np.concatenate([-0.9173 * s, 0.8791 * s]))
         d = np.max(np.abs(J - J0), axis=(1, 2)).reshape(2, -1)
         return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0)
 
@@ -318,7 +338,9 @@ class _Solver:
 
     def __init__(self, opt: Optimizer) -> None:
         self.opt = opt
-        probe = _linearize(opt, np.zeros(1))
+        # differentiability is checked at generic λ (the map's own step; a kink or jump
+        # such as normalized SAM's shows at any λ ≠ 0)
+        probe = _linearize(opt, np.array([0.0, 0.3761, -1.2917, 2.9133]))
         self.m = probe.J.shape[-1]
         self.differences = probe.scheme
         self.unit: list[complex] = []
@@ -327,7 +349,7 @@ class _Solver:
     # ρ₁ with the persistent unit eigenvalues left out (they have modulus exactly 1)
     def rho(self, lams: np.ndarray) -> np.ndarray:
         lam = np.atleast_1d(np.asarray(lams, dtype=float))
-        J = linearizations(self.opt, lam)
+        J = _J(self.opt, lam)
         if not self.unit:
             return _radius(J)
         out = np.full(lam.size, np.nan)
@@ -342,7 +364,7 @@ class _Solver:
         return v - 1.0 if math.isfinite(v) else math.inf
 
     def detect_unit(self, lams: np.ndarray) -> None:
-        J = linearizations(self.opt, lams)
+        J = _J(self.opt, lams)
         J = J[np.all(np.isfinite(J), axis=(1, 2))]
         if J.shape[0] < 2:
             return
@@ -391,7 +413,7 @@ class _Solver:
 
     def factor_samples(self, lams: np.ndarray, qvals: np.ndarray | None) -> np.ndarray:
         """The factors at λ, each times the power of q that makes it a polynomial."""
-        F = self.factors(linearizations(self.opt, lams))
+        F = self.factors(_J(self.opt, lams))
         if qvals is None:
             return F
         r = self.mr
@@ -525,7 +547,7 @@ def _stability_bound(sv: _Solver, degree: int, scales: list[float]) -> float | N
     todo = sorted(scales)
     done: list[float] = []
     while todo:
-        J = linearizations(sv.opt, np.concatenate([s * x for s in todo]))
+        J = _J(sv.opt, np.concatenate([s * x for s in todo]))
         if not np.all(np.isfinite(J)):
             raise FloatingPointError("non-finite linearization in the stability bound")
         eig = np.linalg.eigvals(J)
@@ -874,7 +896,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
         if f.kind == "poly":  # no pole near this scale: N is a polynomial here
             form = f
         else:  # refit with the common degree d
-            Y = linearizations(sv.opt, f.scale * x).reshape(x.size, -1)
+            Y = _J(sv.opt, f.scale * x).reshape(x.size, -1)
             q, _ = _rational_fit(Y, x, d)
             form = _Form("rational", d, f.scale, q)
         z, p = _candidates_at(sv, f.scale, form)
@@ -883,7 +905,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
         prev = f.scale
     last = inner[-1]
     if last.kind == "poly" or last.degree != d:
-        Y = linearizations(sv.opt, S * x).reshape(x.size, -1)
+        Y = _J(sv.opt, S * x).reshape(x.size, -1)
         last = _Form("rational", d, S, _rational_fit(Y, x, d)[0])
     zo, po = _outer_candidates(sv, S, last)
     cands.append(zo[np.abs(zo) > S])
@@ -896,7 +918,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
 
     def refine(t0: float, w: float) -> float | None:
         sc = max(abs(t0) + w, inner[0].scale)
-        Y = linearizations(sv.opt, sc * x).reshape(x.size, -1)
+        Y = _J(sv.opt, sc * x).reshape(x.size, -1)
         q, _ = _rational_fit(Y, x, d)
         return _touch_refine(sv, _Form("rational", d, sc, q), t0, w)
 
@@ -965,7 +987,10 @@ def compare_filters(declared: Region, derivation: Derivation, *, rtol: float = 1
         assert filter_function is not None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return np.asarray(filter_function(np.asarray(lams, dtype=float)), dtype=float)
+            try:
+                return np.asarray(filter_function(np.asarray(lams, dtype=float)), dtype=float)
+            except (OptimizerError, NotDifferentiableError):
+                return np.full(len(lams), np.nan)
 
     def tolerances(es: list[float]) -> dict[float, float]:
         """rtol·max(|e|, s) + 2 ulp + the resolution of ρ₁ − 1 at e (two batched calls)."""
@@ -1003,10 +1028,12 @@ def compare_filters(declared: Region, derivation: Derivation, *, rtol: float = 1
             if not matched:
                 mid = 0.5 * a + 0.5 * b
                 r1 = float(rho1([mid])[0])
-                if r1 <= 1.0 + 1e-9:
+                if not r1 > 1.0 + 1e-9:  # ρ₁ ≤ 1, or not resolved by finite differences
                     ignored.append(f"declared {Region([(a, b)])} is narrower than the float "
                                    f"grid at its location (ulp {math.ulp(mid):.3g}) and "
-                                   f"ρ₁ = {r1:.12g} there: no float eigenvalue resolves it")
+                                   + ("ρ₁ is not resolved there" if math.isnan(r1) else
+                                      f"ρ₁ = {r1:.12g} there")
+                                   + ": no float eigenvalue resolves it")
                     continue
         kept.append((a, b))
     A, B = Region(kept), Region(der)
@@ -1028,10 +1055,11 @@ def compare_filters(declared: Region, derivation: Derivation, *, rtol: float = 1
             continue
         xs = [e for e, _ in c]
         xs += [0.5 * (a + b) for a, b in zip(xs, xs[1:])]
-        if filter_function is not None and np.all(np.abs(rho1(xs) - 1.0) <= 1e-13):
+        if filter_function is not None and not np.any(np.abs(rho1(xs) - 1.0) > 1e-13):
             who = "declared" if c[0][1] == 0 else "derived"
-            ignored.append(f"{who} boundary at {', '.join(f'{e:.6g}' for e, _ in c)}: ρ₁ = 1 "
-                           "to rounding there (ρ₁ − 1 below float resolution), not resolvable")
+            ignored.append(f"{who} boundary at {', '.join(f'{e:.6g}' for e, _ in c)}: ρ₁ is 1 "
+                           "to rounding or not resolved there, so no float eigenvalue "
+                           "decides it")
             continue
         agree = False
     # membership between and beyond the clusters
