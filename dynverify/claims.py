@@ -297,15 +297,17 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
 def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any]:
     """An eigenvalue on which the declared and derived filters disagree, with ρ₁ there.
 
-    Probes are the midpoints of gaps between boundary points wider than float
-    resolution there (narrower gaps say nothing), and points beyond both ends.
+    Probes are the midpoints of gaps between boundary points wider than 1e-9 of their
+    size (a derived 1e-23 against a declared 0 says nothing), and points beyond both ends.
     """
     ends = sorted(set(declared.boundary()) | set(derived.boundary()))
     if not ends:
         return {}
     span = max(1.0, ends[-1] - ends[0])
+    mags = [abs(e) for e in ends if e != 0]
+    floor = min((e for e in mags if e > 1e-9 * max(mags)), default=1.0)
     probes = [0.5 * a + 0.5 * b for a, b in zip(ends, ends[1:])
-              if b - a > 1e-6 * max(abs(a), abs(b), 1e-300)]
+              if b - a > 1e-9 * max(abs(a), abs(b), floor)]
     probes += [ends[0] - 0.1 * span, ends[-1] + 0.1 * span]
     rho1 = filter_function(opt, strict=False)
     for lam in probes:
