@@ -288,23 +288,22 @@ def _natural_scale(opt: Optimizer) -> tuple[float, float]:
     """(s₀, dmax): s₀ is the smallest power of 10 where max|J(±s₀) − J(0)| reaches
     min(1, dmax/2), dmax the largest change seen over float λ up to 1e300 (found on a
     grid of decades in two batched calls); s₀ = 1 when J does not depend on λ."""
-    J0 = _J(opt, np.zeros(1))[0]
-
-    def change(ks: np.ndarray) -> np.ndarray:
+    def change(ks: np.ndarray, J0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         s = 10.0 ** ks
-        J = _J(opt, np.concatenate([-0.9173 * s, 0.8791 * s]))
-        d = np.max(np.abs(J - J0), axis=(1, 2)).reshape(2, -1)
-        return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0)
+        J = _J(opt, np.concatenate([-0.9173 * s, 0.8791 * s, [0.0]]))
+        J0 = J[-1] if J0 is None else J0
+        d = np.max(np.abs(J[:-1] - J0), axis=(1, 2)).reshape(2, -1)
+        return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0), J0
 
     coarse = np.arange(-300.0, 301.0, 20.0)
-    dc = change(coarse)
+    dc, J0 = change(coarse, None)
     dmax = float(np.max(dc[np.isfinite(dc)], initial=0.0))
     if dmax == 0.0:
         return 1.0, 0.0
     target = min(1.0, 0.5 * dmax)
     i = int(np.argmax(dc >= target))
     fine = np.arange(coarse[max(i - 1, 0)], coarse[i] + 1.0, 1.0)
-    df = change(fine)
+    df, _ = change(fine, J0)
     j = int(np.argmax(df >= target))
     return float(10.0 ** fine[j]), dmax
 
@@ -687,15 +686,30 @@ def _classify(sv: _Solver, pts: np.ndarray, poles: np.ndarray, left: float, righ
     """
     mids = 0.5 * (pts[:-1] + pts[1:])
     anchors = np.concatenate([[left], mids, [right]])
-    vals = sv.rho(anchors)
-    flags = vals <= 1.0
+    vals = sv.rho(anchors) - 1.0
+    flags = vals <= 0.0
     is_pole = np.isin(pts, poles)
+    # every crossing refined at once (one batched ρ₁ per iteration)
+    cross = np.flatnonzero(flags[1:] != flags[:-1])
+    a, b, fa, fb = anchors[cross], anchors[cross + 1], vals[cross], vals[cross + 1]
+    # the candidate between the anchors is the crossing to ~1e-12: bracket it tightly
+    # where ρ₁ − 1 changes sign there (ρ₁ = |μ| has kinks farther away)
+    p = pts[cross]
+    d = 1e-9 * np.maximum(np.abs(p), np.abs(pts).max(initial=0.0) * 1e-6) + tols["xtol"]
+    lo, hi = np.maximum(p - d, a), np.minimum(p + d, b)
+    if cross.size:
+        f = sv.rho(np.concatenate([lo, hi])) - 1.0
+        flo, fhi = f[:cross.size], f[cross.size:]
+        tight = ((flo <= 0) == (fa <= 0)) & ((fhi <= 0) == (fb <= 0)) & ((flo <= 0) != (fhi <= 0))
+        a, b = np.where(tight, lo, a), np.where(tight, hi, b)
+        fa, fb = np.where(tight, flo, fa), np.where(tight, fhi, fb)
+    roots = dict(zip(cross.tolist(), _roots_batched(sv, a, b, fa, fb, tols).tolist()))
     intervals: list[tuple[float, float]] = []
     start: float | None = -math.inf if flags[0] else None
     for i in range(1, len(anchors)):
         a, b, fa, fb = anchors[i - 1], anchors[i], flags[i - 1], flags[i]
         if fa != fb:  # a crossing between anchors a and b
-            root = _root(sv.f1, a, b, tols)
+            root = roots[i - 1]
             if fb:
                 start = root
             else:
@@ -710,6 +724,43 @@ def _classify(sv: _Solver, pts: np.ndarray, poles: np.ndarray, left: float, righ
     if start is not None:
         intervals.append((start, math.inf))
     return _dedupe_points(intervals)
+
+
+def _roots_batched(sv: _Solver, a: np.ndarray, b: np.ndarray, fa: np.ndarray,
+                   fb: np.ndarray, tols: dict) -> np.ndarray:
+    """Zeros of ρ₁ − 1 in each bracket [aₖ, bₖ] (signs of f differ), all at once.
+
+    Illinois regula falsi, with a bisection step every third iteration and wherever f
+    is not finite (so each bracket at least halves every three iterations), until the
+    bracket is below xtol + rtol·|x|: the tolerances of Brent's method, in a handful of
+    batched evaluations instead of one ``step`` call per evaluation.
+    """
+    a, b = a.astype(float).copy(), b.astype(float).copy()
+    fa = np.where(np.isfinite(fa), fa, np.inf)
+    fb = np.where(np.isfinite(fb), fb, np.inf)
+    last = np.zeros(a.size)
+    xtol, rtol = tols["xtol"], tols["rtol"]
+    for it in range(200):
+        width = np.abs(b - a)
+        active = (width > xtol + rtol * np.maximum(np.abs(a), np.abs(b))) & (fa != 0) & (fb != 0)
+        if not active.any():
+            break
+        with np.errstate(all="ignore"):
+            c = (a * fb - b * fa) / (fb - fa)
+        bisect = (it % 3 == 2) | ~np.isfinite(c) | (c <= np.minimum(a, b)) | (
+            c >= np.maximum(a, b))
+        c = np.where(bisect, 0.5 * (a + b), c)
+        idx = np.flatnonzero(active)
+        fc = sv.rho(c[idx]) - 1.0
+        fc = np.where(np.isfinite(fc), fc, np.inf)
+        same_a = (fc > 0) == (fa[idx] > 0)
+        ia, ib = idx[same_a], idx[~same_a]
+        # Illinois: halve the stale end's value when the same end moves twice
+        fb[ia] = np.where(last[ia] == 1, fb[ia] / 2, fb[ia])
+        a[ia], fa[ia], last[ia] = c[ia], fc[same_a], 1
+        fa[ib] = np.where(last[ib] == -1, fa[ib] / 2, fa[ib])
+        b[ib], fb[ib], last[ib] = c[ib], fc[~same_a], -1
+    return np.where(fa == 0, a, np.where(fb == 0, b, 0.5 * (a + b)))
 
 
 def _dedupe_points(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -904,8 +955,12 @@ def _derive_polynomial(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> D
     cand_scales = [f for f in fs if f.scale < L] + [_Form("poly", degree, L)]
     cands: list[np.ndarray] = []
     prev = 0.0
-    for f in cand_scales:
-        z, _ = _candidates_at(sv, f.scale, _Form("poly", degree, f.scale))
+    # the factors at every scale from one batched linearization
+    degs = sv.factor_degrees(degree)
+    x = _cheb_nodes(2 * max(degs) + 2)
+    F = sv.factor_samples(np.concatenate([f.scale * x for f in cand_scales]), None)
+    for k, f in enumerate(cand_scales):
+        z = f.scale * _factor_roots(x, F[k * x.size:(k + 1) * x.size], degs)
         cands.append(z[np.abs(z) > prev * (1 + 1e-6)] if prev else z)
         prev = f.scale
     pts = _merge_split_double_zeros(np.concatenate(cands), sv.rho, cand_scales[0].scale)
