@@ -10,7 +10,7 @@ where each optimizer's filter allows.
 from dynverify import functions, optimizers
 from dynverify.check import CheckResult, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
-from dynverify.derive import DerivationWarning, derive_region, filter_function
+from dynverify.derive import Derivation, DerivationWarning, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import (
     DynverifyError,
@@ -43,6 +43,7 @@ __all__ = [
     "register_optimizer",
     "registered",
     "replay",
+    "Derivation",
     "DerivationWarning",
     "DynverifyError",
     "FunctionError",

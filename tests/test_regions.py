@@ -132,6 +132,24 @@ def test_unbounded_regions():
     assert not r.isclose(Region([(-1e300, -2.0), (0.0, math.inf)]))
 
 
+@pytest.mark.parametrize("region", [Region([(-math.inf, -2.0), (0.0, math.inf)]),
+                                    Region([(0.0, 4.066), (245.9, math.inf)])])
+def test_spectra_place_eigenvalues_around_unbounded_regions(region):
+    from hypothesis import given, settings
+
+    from strategies import spectra
+
+    @settings(max_examples=25, database=None, deadline=None)
+    @given(inside=spectra(region=region, placement="inside"),
+           outside=spectra(region=region, placement="outside"))
+    def check(inside, outside):
+        assert region.contains(inside).all()
+        assert all(math.isfinite(v) for v in inside + outside)
+        assert (region.margin(outside) < 0).any()
+
+    check()
+
+
 def test_isclose_tolerance_is_relative_to_the_region_size():
     a = Region([(0.0, 100.0)])
     assert a.isclose(Region([(0.0, 100.0 * (1 + 1e-11))]))
