@@ -137,7 +137,7 @@ def test_unbounded_regions():
 def test_spectra_place_eigenvalues_around_unbounded_regions(region):
     from hypothesis import given, settings
 
-    from strategies import spectra
+    from dynverify.strategies import spectra
 
     @settings(max_examples=25, database=None, deadline=None)
     @given(inside=spectra(region=region, placement="inside"),
