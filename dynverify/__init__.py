@@ -13,7 +13,7 @@ from dynverify import functions, optimizers
 from dynverify.assertions import VerificationError, assert_verified
 from dynverify.check import CheckResult, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
-from dynverify.derive import DerivationWarning, derive_region, filter_function
+from dynverify.derive import Derivation, DerivationWarning, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import (
     DynverifyError,
@@ -48,6 +48,7 @@ __all__ = [
     "register_optimizer",
     "registered",
     "replay",
+    "Derivation",
     "DerivationWarning",
     "DynverifyError",
     "FunctionError",
