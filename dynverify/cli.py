@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = sub.add_parser("replay", help="re-run a counterexample JSON file")
     rl.add_argument("file")
     rl.set_defaults(func=cmd_replay)
+
+    from dynverify import phase
+    phase.add_subcommand(sub)
     return p
 
 

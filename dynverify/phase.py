@@ -631,6 +631,8 @@ def add_subcommand(subparsers: Any) -> Any:
         "phase", help="measured convergence over (λ, hyperparameter) with the filter on top",
         description="Grids: a:b:n (linear), a:b:n:log (geometric, drawn on a log axis) or "
                     "v1,v2,... .")
+    # grids such as "-10:100:49" are values, not options (argparse only knows plain numbers)
+    p._negative_number_matcher = re.compile(r"^-\d[\d.eE+\-:,]*(:log)?$|^-\.\d")
     p.add_argument("name", metavar="NAME | module:factory")
     p.add_argument("--vary", required=True, metavar="H=GRID",
                    help="the varied hyperparameter, e.g. lr=0.01:0.5:25 or lr=1e-3:1:25:log")
