@@ -374,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("file")
     rl.set_defaults(func=cmd_replay)
 
-    from dynverify import phase
-    phase.add_subcommand(sub)
+    from dynverify import phase_cli
+    phase_cli.add_subcommand(sub)
     return p
 
 
