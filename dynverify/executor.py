@@ -324,3 +324,130 @@ def optimizer_ref(spec: Any) -> str:
             f"{module}:{qual} is not importable there; define it at the top level of an "
             "importable module and pass 'module:factory'")
     return f"{module}:{qual}"
+
+
+# -- verification campaigns (dynverify check --workers / --scheduler) -------------------------
+
+class _Collector:
+    """Stands in for a RunWriter on a worker: keeps the records for the client to write."""
+
+    def __init__(self) -> None:
+        self.cases: list[dict[str, Any]] = []
+        self.counterexamples: list[dict[str, Any]] = []
+
+    def case(self, record: dict[str, Any]) -> None:
+        self.cases.append(record)
+
+    def counterexample(self, record: dict[str, Any]) -> str:
+        self.counterexamples.append(record)
+        return f"<counterexample {len(self.counterexamples) - 1}>"
+
+
+def check_task(optimizer: str, claim: str, profile: str, seed: int | None,
+               max_examples: int | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """One task of a campaign: ``run_claim`` for one optimizer × claim × seed shard.
+
+    Returns the claim's result and every record it produced, as JSON values.
+    """
+    from hypothesis import settings as hsettings
+
+    from dynverify.check import run_claim
+    from dynverify.claims import Settings
+    from dynverify.profiles import register_profiles
+    from dynverify.registry import resolve
+
+    register_profiles()
+    hs = hsettings.get_profile(profile)
+    if max_examples is not None:
+        hs = hsettings(hs, max_examples=max_examples)
+    col = _Collector()
+    res = run_claim(resolve(optimizer), claim, hypothesis_settings=hs,
+                    writer=col,  # type: ignore[arg-type]  # duck-typed RunWriter
+                    settings=Settings.from_json(settings), seed=seed)
+    return {"optimizer": res.optimizer, "claim": res.claim, "counts": dict(res.counts),
+            "reasons": dict(res.reasons),
+            "closest": res.closest if math.isfinite(res.closest) else None,
+            "counterexample": res.counterexample, "error": res.error, "seconds": res.seconds,
+            "cases": col.cases, "counterexamples": col.counterexamples}
+
+
+def check_tasks(optimizers: Sequence[Any], claims: Sequence[str], *, profile: str = "ci",
+                seed: int | None = None, shards: int = 1,
+                settings: dict[str, Any] | None = None) -> list[Task]:
+    """The tasks of a campaign, optimizer-major, then claim, then shard.
+
+    With one shard a task is exactly ``run_claim(..., seed=seed)`` of a serial run. With
+    k shards each runs ⌈max_examples/k⌉ examples with its own seed
+    ``derive_seed(seed, name, claim, shard)``.
+    """
+    from hypothesis import settings as hsettings
+
+    from dynverify.claims import DEFAULT_SETTINGS
+    from dynverify.profiles import register_profiles
+
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ExecutorError(f"shards must be a positive integer, got {shards!r}")
+    register_profiles()
+    n = hsettings.get_profile(profile).max_examples
+    per = None if shards == 1 else max(1, math.ceil(n / shards))
+    js = settings if settings is not None else DEFAULT_SETTINGS.to_json()
+    tasks = []
+    for opt in optimizers:
+        ref = optimizer_ref(opt)
+        for claim in claims:
+            for k in range(shards):
+                sd = seed if shards == 1 else derive_seed(seed or 0, ref, claim, k)
+                tasks.append(Task("dynverify.executor:check_task",
+                                  {"optimizer": ref, "claim": claim, "profile": profile,
+                                   "seed": sd, "max_examples": per, "settings": js},
+                                  label=f"{ref}/{claim}" + (f"#{k}" if shards > 1 else "")))
+    return tasks
+
+
+def run_check(optimizers: Sequence[Any], claims: Sequence[str], *, profile: str = "ci",
+              seed: int | None = None, shards: int = 1, writer: Any = None,
+              settings: dict[str, Any] | None = None, workers: int | None = None,
+              client: Any = None, scheduler: str | None = None,
+              on_task: Callable[[str], None] | None = None) -> list[Any]:
+    """Run a campaign on the chosen backend; one ``ClaimResult`` per optimizer × claim.
+
+    Each task's records are written through ``writer`` (a RunWriter, on this machine) as
+    soon as the task completes, so records of finished tasks survive a later failure.
+    Shards of one optimizer × claim are merged: counts added, the smallest |r − 1| kept,
+    the first shard's counterexample reported.
+    """
+    from collections import Counter
+
+    from dynverify.check import ClaimResult
+
+    tasks = check_tasks(optimizers, claims, profile=profile, seed=seed, shards=shards,
+                        settings=settings)
+    paths: dict[int, list[str]] = {}
+
+    def write(i: int, value: dict[str, Any]) -> None:
+        if writer is not None:
+            for rec in value["cases"]:
+                writer.case(rec)
+            paths[i] = [str(writer.counterexample(rec)) for rec in value["counterexamples"]]
+        if on_task is not None:
+            on_task(tasks[i].label)
+
+    values = run_tasks(tasks, workers=workers, client=client, scheduler=scheduler,
+                       on_result=write)
+    results: list[ClaimResult] = []
+    for k in range(0, len(values), shards):
+        group = values[k:k + shards]
+        res = ClaimResult(group[0]["optimizer"], group[0]["claim"])
+        for i, v in enumerate(group, start=k):
+            res.counts += Counter(v["counts"])
+            res.reasons += Counter(v["reasons"])
+            if v["closest"] is not None:
+                res.closest = min(res.closest, float(v["closest"]))
+            res.seconds += v["seconds"]
+            if res.counterexample is None and v["counterexample"] is not None:
+                res.counterexample = v["counterexample"]
+                res.counterexample_path = (paths.get(i) or [None])[-1]
+            if res.error is None and v["error"] is not None:
+                res.error = v["error"]
+        results.append(res)
+    return results
