@@ -141,8 +141,13 @@ class Executor:
 def _mp_context() -> Any:
     import multiprocessing as mp
 
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    # imported once in the fork server, so that every worker starts with them loaded
+    ctx.set_forkserver_preload(["numpy", "scipy.optimize", "dynverify.executor",
+                                "dynverify.engine"])
+    return ctx
 
 
 class PoolExecutor(Executor):

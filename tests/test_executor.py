@@ -1,0 +1,146 @@
+"""The executor: in-process, process pool and a real Dask LocalCluster give identical results."""
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dynverify.executor import (
+    ExecutorError,
+    Task,
+    TaskError,
+    derive_seed,
+    optimizer_ref,
+    run_check,
+    run_tasks,
+)
+from dynverify.phase import phase_diagram
+from dynverify.records import RunWriter, read_runs
+
+
+def test_tasks_carry_json_only():
+    with pytest.raises(ValueError, match="JSON values"):
+        Task("json:dumps", {"obj": lambda: 0})
+    with pytest.raises(ValueError, match="module:function"):
+        Task("json.dumps", {})
+
+
+def test_pool_and_in_process_agree_and_failures_name_the_worker():
+    tasks = [Task("json:dumps", {"obj": [k, k * k]}, label=f"k={k}") for k in range(5)]
+    seen = []
+    assert run_tasks(tasks, workers=2, on_result=lambda i, v: seen.append(i)) == \
+        run_tasks(tasks) == [json.dumps([k, k * k]) for k in range(5)]
+    assert sorted(seen) == list(range(5))
+    with pytest.raises(TaskError, match=r"task 'bad' failed on worker .*:\d+: "
+                                        r"ModuleNotFoundError: No module named 'no_such_mod'"):
+        run_tasks([Task("no_such_mod:f", {}, label="bad")])
+
+
+def test_seeds_are_derived_stably():
+    assert derive_seed(0, "usam", 1) == derive_seed(0, "usam", 1) != derive_seed(0, "usam", 2)
+    assert 0 <= derive_seed(2**40, "x") < 2**63
+
+
+def test_unimportable_factories_are_refused_before_sending():
+    from dynverify.optimizers import gradient_descent
+
+    def local(lr):
+        return gradient_descent(lr)
+
+    with pytest.raises(ExecutorError, match="not importable"):
+        optimizer_ref(local)
+    assert optimizer_ref("usam") == "usam"
+    assert optimizer_ref("wrong_optimizers:too_wide") == "wrong_optimizers:too_wide"
+    with pytest.raises(ExecutorError, match="at most one"):
+        run_tasks([], workers=2, scheduler="tcp://localhost:1")
+
+
+def test_in_process_factories_without_a_name_still_run():
+    from dynverify.optimizers import gradient_descent
+
+    def my_gd(lr):
+        return gradient_descent(lr)
+
+    d = phase_diagram(my_gd, lam=[1.0, 5.0], vary={"lr": [0.5]}, starts=4)
+    assert d.counts[0, 0, 0] == 4 and d.counts[0, 1, 0] == 0
+
+
+# -- a real Dask cluster -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dask_client(tmp_path_factory):
+    distributed = pytest.importorskip("distributed")
+    marker = tmp_path_factory.mktemp("die") / "died"
+    # read by tests/plugins/phase_plugins.py in the worker processes (inherit the env)
+    os.environ["DYNVERIFY_TEST_DIE_ONCE"] = str(marker)
+    try:
+        cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+        client.marker = marker
+        yield client
+        client.close()
+        cluster.close()
+    finally:
+        os.environ.pop("DYNVERIFY_TEST_DIE_ONCE", None)
+
+
+def _records(run_dir):
+    recs = read_runs([run_dir])
+    lines = sorted(json.dumps({k: v for k, v in c.items() if k not in ("run_id", "worker")},
+                              sort_keys=True) for c in recs.cases)
+    return lines, recs
+
+
+def test_phase_diagram_is_bit_identical_serial_pool_and_dask(dask_client):
+    kw = dict(lam="-7:8:6", vary={"rho": "0.25:1:3"}, fixed={"lr": 0.1}, starts=6, seed=7)
+    serial = phase_diagram("usam", **kw).to_json()
+    assert phase_diagram("usam", client=dask_client, **kw).to_json() == serial
+    assert phase_diagram("usam", workers=2, cells_per_task=4, **kw).to_json() == serial
+    assert serial["agreement"]["outside"] > 0 and serial["agreement"]["inside"] > 0
+
+
+def test_check_campaign_on_dask_equals_serial_run(dask_client, tmp_path):
+    claims = ["filter_agrees", "stable_converges"]
+    out = {}
+    for name, kw in (("serial", {}), ("dask", {"client": dask_client})):
+        with RunWriter(tmp_path / name) as w:
+            res = run_check(["gradient_descent", "usam"], claims, profile="dev", seed=11,
+                            shards=2, writer=w, **kw)
+        out[name] = ([r.row() for r in res], _records(w.dir)[0])
+    assert out["dask"] == out["serial"]
+    assert len(out["serial"][1]) == 2 * 2 * 20  # 2 optimizers × 2 claims × 20 examples
+
+
+def test_unimportable_plugin_fails_clearly_on_the_worker(dask_client, tmp_path, monkeypatch):
+    # importable here (sys.path changed after the workers started), not on the workers
+    (tmp_path / "client_only_plugin.py").write_text(textwrap.dedent("""
+        from dynverify.optimizers import gradient_descent
+        def gd(lr):
+            return gradient_descent(lr)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TaskError, match=r"failed on worker .*UnknownOptimizerError: cannot "
+                                        r"import module 'client_only_plugin'"):
+        phase_diagram("client_only_plugin:gd", lam=[1.0], vary={"lr": [0.5]}, starts=2,
+                      client=dask_client)
+
+
+def test_killed_worker_loses_no_finished_records(dask_client, tmp_path):
+    claims = ["filter_agrees", "stable_converges", "unstable_no_convergence"]
+    with RunWriter(tmp_path / "serial") as w:
+        serial = run_check(["phase_plugins:dying_gd"], claims, profile="dev", seed=5,
+                           shards=2, writer=w)
+    assert not Path(dask_client.marker).exists()  # no Dask worker involved
+    with RunWriter(tmp_path / "dask") as w:
+        dasked = run_check(["phase_plugins:dying_gd"], claims, profile="dev", seed=5,
+                           shards=2, writer=w, client=dask_client)
+    assert Path(dask_client.marker).exists()  # a worker died mid-campaign
+    assert [r.row() for r in dasked] == [r.row() for r in serial]
+    lines, recs = _records(w.dir)
+    assert lines == _records(tmp_path / "serial" / os.listdir(tmp_path / "serial")[0])[0]
+    assert not recs.problems and len(lines) == len(claims) * 20
+    assert sys.modules.get("phase_plugins") is not None
