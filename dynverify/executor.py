@@ -413,7 +413,8 @@ def run_check(optimizers: Sequence[Any], claims: Sequence[str], *, profile: str 
               seed: int | None = None, shards: int = 1, writer: Any = None,
               settings: dict[str, Any] | None = None, workers: int | None = None,
               client: Any = None, scheduler: str | None = None,
-              on_task: Callable[[str], None] | None = None) -> list[Any]:
+              on_task: Callable[[str], None] | None = None,
+              timing: Timing | None = None) -> list[Any]:
     """Run a campaign on the chosen backend; one ``ClaimResult`` per optimizer × claim.
 
     Each task's records are written through ``writer`` (a RunWriter, on this machine) as
@@ -438,7 +439,7 @@ def run_check(optimizers: Sequence[Any], claims: Sequence[str], *, profile: str 
             on_task(tasks[i].label)
 
     values = run_tasks(tasks, workers=workers, client=client, scheduler=scheduler,
-                       on_result=write)
+                       on_result=write, timing=timing)
     results: list[ClaimResult] = []
     for k in range(0, len(values), shards):
         group = values[k:k + shards]

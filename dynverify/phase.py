@@ -496,7 +496,7 @@ def phase_diagram(optimizer: Any, lam: Any, vary: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *, starts: int = 64, seed: int = 0,
                   workers: int | None = None, client: Any = None, scheduler: str | None = None,
                   settings: Settings = DEFAULT_SETTINGS, reports: str | Path | None = None,
-                  cells_per_task: int | None = None) -> PhaseDiagram:
+                  cells_per_task: int | None = None, timing: Any = None) -> PhaseDiagram:
     """Measure the convergence fractions over a (hyperparameter × λ) grid.
 
     Args:
@@ -511,6 +511,7 @@ def phase_diagram(optimizer: Any, lam: Any, vary: Mapping[str, Any],
         settings: tolerances, band δ and budgets (those of the claims).
         reports: directory of run directories; counterexamples are recorded there.
         cells_per_task: λ cells per task (default: one hyperparameter row per task).
+        timing: an :class:`~dynverify.executor.Timing` to fill in (wall, per-task times).
 
     Returns:
         a :class:`PhaseDiagram`; ``.agreement()`` compares it with the filter.
@@ -552,7 +553,8 @@ def phase_diagram(optimizer: Any, lam: Any, vary: Mapping[str, Any],
     if name is None:  # an unnamed in-process factory: run it through a local registration
         values = _run_local(reg, tasks)
     else:
-        values = run_tasks(tasks, workers=workers, client=client, scheduler=scheduler)
+        values = run_tasks(tasks, workers=workers, client=client, scheduler=scheduler,
+                           timing=timing)
     nh = len(hgrid.values)
     counts = np.zeros((nh, nl, len(OUTCOMES)), dtype=np.int64)
     rho = np.full((nh, nl), np.nan)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 import textwrap
 from pathlib import Path
 
@@ -88,6 +87,23 @@ def dask_client(tmp_path_factory):
         os.environ.pop("DYNVERIFY_TEST_DIE_ONCE", None)
 
 
+CLAIMS = ["filter_agrees", "stable_converges"]
+DYING_CLAIMS = ["filter_agrees", "stable_converges", "unstable_no_convergence"]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """Serial campaigns, run before the cluster exists (a live Dask client thread uses
+    `random`, which Hypothesis would take for a strategy doing so)."""
+    out = {}
+    for key, names, claims, seed in (("check", ["gradient_descent", "usam"], CLAIMS, 11),
+                                     ("dying", ["phase_plugins:dying_gd"], DYING_CLAIMS, 5)):
+        with RunWriter(tmp_path_factory.mktemp(key)) as w:
+            res = run_check(names, claims, profile="dev", seed=seed, shards=2, writer=w)
+        out[key] = ([r.row() for r in res], _records(w.dir)[0])
+    return out
+
+
 def _records(run_dir):
     recs = read_runs([run_dir])
     lines = sorted(json.dumps({k: v for k, v in c.items() if k not in ("run_id", "worker")},
@@ -95,7 +111,7 @@ def _records(run_dir):
     return lines, recs
 
 
-def test_phase_diagram_is_bit_identical_serial_pool_and_dask(dask_client):
+def test_phase_diagram_is_bit_identical_serial_pool_and_dask(serial, dask_client):
     kw = dict(lam="-7:8:6", vary={"rho": "0.25:1:3"}, fixed={"lr": 0.1}, starts=6, seed=7)
     serial = phase_diagram("usam", **kw).to_json()
     assert phase_diagram("usam", client=dask_client, **kw).to_json() == serial
@@ -103,19 +119,16 @@ def test_phase_diagram_is_bit_identical_serial_pool_and_dask(dask_client):
     assert serial["agreement"]["outside"] > 0 and serial["agreement"]["inside"] > 0
 
 
-def test_check_campaign_on_dask_equals_serial_run(dask_client, tmp_path):
-    claims = ["filter_agrees", "stable_converges"]
-    out = {}
-    for name, kw in (("serial", {}), ("dask", {"client": dask_client})):
-        with RunWriter(tmp_path / name) as w:
-            res = run_check(["gradient_descent", "usam"], claims, profile="dev", seed=11,
-                            shards=2, writer=w, **kw)
-        out[name] = ([r.row() for r in res], _records(w.dir)[0])
-    assert out["dask"] == out["serial"]
-    assert len(out["serial"][1]) == 2 * 2 * 20  # 2 optimizers × 2 claims × 20 examples
+def test_check_campaign_on_dask_equals_serial_run(serial, dask_client, tmp_path):
+    with RunWriter(tmp_path) as w:
+        res = run_check(["gradient_descent", "usam"], CLAIMS, profile="dev", seed=11,
+                        shards=2, writer=w, client=dask_client)
+    assert ([r.row() for r in res], _records(w.dir)[0]) == serial["check"]
+    assert len(serial["check"][1]) == 2 * 2 * 20  # 2 optimizers × 2 claims × 20 examples
 
 
-def test_unimportable_plugin_fails_clearly_on_the_worker(dask_client, tmp_path, monkeypatch):
+def test_unimportable_plugin_fails_clearly_on_the_worker(serial, dask_client, tmp_path,
+                                                         monkeypatch):
     # importable here (sys.path changed after the workers started), not on the workers
     (tmp_path / "client_only_plugin.py").write_text(textwrap.dedent("""
         from dynverify.optimizers import gradient_descent
@@ -129,18 +142,12 @@ def test_unimportable_plugin_fails_clearly_on_the_worker(dask_client, tmp_path, 
                       client=dask_client)
 
 
-def test_killed_worker_loses_no_finished_records(dask_client, tmp_path):
-    claims = ["filter_agrees", "stable_converges", "unstable_no_convergence"]
-    with RunWriter(tmp_path / "serial") as w:
-        serial = run_check(["phase_plugins:dying_gd"], claims, profile="dev", seed=5,
-                           shards=2, writer=w)
-    assert not Path(dask_client.marker).exists()  # no Dask worker involved
-    with RunWriter(tmp_path / "dask") as w:
-        dasked = run_check(["phase_plugins:dying_gd"], claims, profile="dev", seed=5,
+def test_killed_worker_loses_no_finished_records(serial, dask_client, tmp_path):
+    assert not Path(dask_client.marker).exists()  # the serial run involved no Dask worker
+    with RunWriter(tmp_path) as w:
+        dasked = run_check(["phase_plugins:dying_gd"], DYING_CLAIMS, profile="dev", seed=5,
                            shards=2, writer=w, client=dask_client)
-    assert Path(dask_client.marker).exists()  # a worker died mid-campaign
-    assert [r.row() for r in dasked] == [r.row() for r in serial]
+    assert Path(dask_client.marker).exists()  # a worker died mid-campaign, Dask re-ran it
     lines, recs = _records(w.dir)
-    assert lines == _records(tmp_path / "serial" / os.listdir(tmp_path / "serial")[0])[0]
-    assert not recs.problems and len(lines) == len(claims) * 20
-    assert sys.modules.get("phase_plugins") is not None
+    assert ([r.row() for r in dasked], lines) == serial["dying"]
+    assert not recs.problems and len(lines) == len(DYING_CLAIMS) * 20
