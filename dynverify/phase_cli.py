@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, NoReturn
 
 from dynverify.phase import phase_diagram
@@ -89,9 +90,9 @@ def cmd_phase(args: Any) -> int:
         print(f"counterexample: dynverify replay {path}")
     if args.data:
         d.save(args.data)
-        print(f"data: {args.data}")
+        print(f"data: {args.data}", file=sys.stderr)
     if args.out:
         d.plot(args.out)
-        print(f"plot: {args.out}")
-    print(f"records: {d.run_dir}")
+        print(f"plot: {args.out}", file=sys.stderr)
+    print(f"records: {d.run_dir}", file=sys.stderr)
     return 1 if d.counterexamples else 0
