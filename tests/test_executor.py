@@ -151,3 +151,16 @@ def test_killed_worker_loses_no_finished_records(serial, dask_client, tmp_path):
     lines, recs = _records(w.dir)
     assert ([r.row() for r in dasked], lines) == serial["dying"]
     assert not recs.problems and len(lines) == len(DYING_CLAIMS) * 20
+
+
+def test_cli_check_with_workers_prints_the_serial_table(tmp_path, capsys):
+    from dynverify.cli import main
+
+    args = ["check", "gradient_descent", "--claim", "filter_agrees", "--claim", "metamorphic",
+            "--profile", "dev", "--seed", "3", "--quiet", "--reports", str(tmp_path)]
+    tables = []
+    for extra in ([], ["--workers", "2"]):
+        assert main(args + extra) == 0
+        out = capsys.readouterr().out
+        tables.append([ln for ln in out.splitlines() if not ln.startswith("records:")])
+    assert tables[0] == tables[1] and any("filter_agrees" in ln for ln in tables[0])
