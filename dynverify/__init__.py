@@ -26,6 +26,7 @@ from dynverify.linearize import (
     spectral_radius,
 )
 from dynverify.optimizer import Optimizer
+from dynverify.phase import PhaseDiagram, phase_diagram
 from dynverify.regions import Region
 from dynverify.registry import Registration, register_optimizer, registered
 
@@ -49,6 +50,7 @@ __all__ = [
     "NotDifferentiableError",
     "Optimizer",
     "OptimizerError",
+    "PhaseDiagram",
     "ReductionCheck",
     "Region",
     "ReportError",
@@ -60,6 +62,7 @@ __all__ = [
     "functions",
     "jacobian",
     "optimizers",
+    "phase_diagram",
     "run",
     "spectral_radius",
     "step_budget",

@@ -28,6 +28,7 @@ Example::
 
     d = dynverify.phase_diagram("gradient_descent", lam="-1:5:13", vary={"lr": "0.2:1:5"})
     d.agreement()["outside_with_convergence"]      # 0
+    d.plot("gd.png")                                # needs dynverify[plot]
 """
 
 from __future__ import annotations
