@@ -349,6 +349,34 @@ class _Collector:
         return f"<counterexample {len(self.counterexamples) - 1}>"
 
 
+@contextmanager
+def seed_only_draws() -> Iterator[None]:
+    """Make Hypothesis' draws depend on the seed only, not on which modules are loaded.
+
+    Hypothesis (≥ 6.131) sometimes draws constants found in the source of every loaded
+    module outside site-packages, so the same seed drew different cases in a pytest
+    session (test modules loaded) and on a Dask worker. Inside this context that set of
+    local constants is empty (Hypothesis' built-in constants remain). It patches a private
+    function; if Hypothesis renames it, nothing is patched and runs stay valid, only less
+    reproducible across processes.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        empty = providers.Constants()
+        original = providers._get_local_constants
+        cache = providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError, TypeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
+
+
 def check_task(optimizer: str, claim: str, profile: str, seed: int | None,
                max_examples: int | None, settings: dict[str, Any]) -> dict[str, Any]:
     """One task of a campaign: ``run_claim`` for one optimizer × claim × seed shard.
@@ -367,7 +395,8 @@ def check_task(optimizer: str, claim: str, profile: str, seed: int | None,
     if max_examples is not None:
         hs = hsettings(hs, max_examples=max_examples)
     col = _Collector()
-    res = run_claim(resolve(optimizer), claim, hypothesis_settings=hs,
+    reg = resolve(optimizer)
+    res = run_claim(reg, claim, hypothesis_settings=hs,
                     writer=col,  # type: ignore[arg-type]  # duck-typed RunWriter
                     settings=Settings.from_json(settings), seed=seed)
     return {"optimizer": res.optimizer, "claim": res.claim, "counts": dict(res.counts),

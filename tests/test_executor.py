@@ -1,9 +1,7 @@
 """The executor: in-process, process pool and a real Dask LocalCluster give identical results."""
 
 import json
-import os
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -68,40 +66,10 @@ def test_in_process_factories_without_a_name_still_run():
 
 
 # -- a real Dask cluster -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def dask_client(tmp_path_factory):
-    distributed = pytest.importorskip("distributed")
-    marker = tmp_path_factory.mktemp("die") / "died"
-    # read by tests/plugins/phase_plugins.py in the worker processes (inherit the env)
-    os.environ["DYNVERIFY_TEST_DIE_ONCE"] = str(marker)
-    try:
-        cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-        client.marker = marker
-        yield client
-        client.close()
-        cluster.close()
-    finally:
-        os.environ.pop("DYNVERIFY_TEST_DIE_ONCE", None)
-
+# One test, so that pytest-xdist never starts two clusters side by side.
 
 CLAIMS = ["filter_agrees", "stable_converges"]
 DYING_CLAIMS = ["filter_agrees", "stable_converges", "unstable_no_convergence"]
-
-
-@pytest.fixture(scope="module")
-def serial(tmp_path_factory):
-    """Serial campaigns, run before the cluster exists (a live Dask client thread uses
-    `random`, which Hypothesis would take for a strategy doing so)."""
-    out = {}
-    for key, names, claims, seed in (("check", ["gradient_descent", "usam"], CLAIMS, 11),
-                                     ("dying", ["phase_plugins:dying_gd"], DYING_CLAIMS, 5)):
-        with RunWriter(tmp_path_factory.mktemp(key)) as w:
-            res = run_check(names, claims, profile="dev", seed=seed, shards=2, writer=w)
-        out[key] = ([r.row() for r in res], _records(w.dir)[0])
-    return out
 
 
 def _records(run_dir):
@@ -111,52 +79,66 @@ def _records(run_dir):
     return lines, recs
 
 
-def test_phase_diagram_is_bit_identical_serial_pool_and_dask(serial, dask_client):
+def _campaign(tmp, names, claims, seed, **kw):
+    with RunWriter(tmp) as w:
+        res = run_check(names, claims, profile="dev", seed=seed, shards=2, writer=w, **kw)
+    lines, recs = _records(w.dir)
+    assert not recs.problems
+    return [r.row() for r in res], lines
+
+
+def test_dask_local_cluster(tmp_path, monkeypatch):
+    """Bit-identical to serial (phase diagram and check), a clear error for a plug-in the
+    workers cannot import, and no lost records when a worker is killed mid-campaign."""
+    distributed = pytest.importorskip("distributed")
+    marker = tmp_path / "died"
+    # read by tests/plugins/phase_plugins.py in the worker processes (they inherit it)
+    monkeypatch.setenv("DYNVERIFY_TEST_DIE_ONCE", str(marker))
+    # serial references first: nothing of Dask runs in this process yet
+    phase_kw = dict(lam="-7:8:6", vary={"rho": "0.25:1:3"}, fixed={"lr": 0.1}, starts=6,
+                    seed=7)
+    phase_serial = phase_diagram("usam", **phase_kw).to_json()
+    check_serial = _campaign(tmp_path / "s1", ["gradient_descent", "usam"], CLAIMS, 11)
+    dying_serial = _campaign(tmp_path / "s2", ["phase_plugins:dying_gd"], DYING_CLAIMS, 5)
+    assert len(check_serial[1]) == 2 * 2 * 20 and len(dying_serial[1]) == 3 * 20
+    assert not marker.exists()  # no Dask worker involved so far
+
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        assert phase_diagram("usam", client=client, **phase_kw).to_json() == phase_serial
+        assert _campaign(tmp_path / "d1", ["gradient_descent", "usam"], CLAIMS, 11,
+                         client=client) == check_serial
+
+        # importable here (sys.path changed after the workers started), not on the workers
+        (tmp_path / "client_only_plugin.py").write_text(textwrap.dedent("""
+            from dynverify.optimizers import gradient_descent
+            def gd(lr):
+                return gradient_descent(lr)
+        """))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        with pytest.raises(TaskError, match=r"failed on worker .*UnknownOptimizerError: "
+                                            r"cannot import module 'client_only_plugin'"):
+            phase_diagram("client_only_plugin:gd", lam=[1.0], vary={"lr": [0.5]}, starts=2,
+                          client=client)
+
+        # the first dying_gd built on a worker kills it; Dask re-runs the task elsewhere
+        assert _campaign(tmp_path / "d2", ["phase_plugins:dying_gd"], DYING_CLAIMS, 5,
+                         client=client) == dying_serial
+        assert marker.exists()
+
+
+def test_phase_diagram_is_bit_identical_on_a_process_pool():
     kw = dict(lam="-7:8:6", vary={"rho": "0.25:1:3"}, fixed={"lr": 0.1}, starts=6, seed=7)
     serial = phase_diagram("usam", **kw).to_json()
-    assert phase_diagram("usam", client=dask_client, **kw).to_json() == serial
     assert phase_diagram("usam", workers=2, cells_per_task=4, **kw).to_json() == serial
     assert serial["agreement"]["outside"] > 0 and serial["agreement"]["inside"] > 0
-
-
-def test_check_campaign_on_dask_equals_serial_run(serial, dask_client, tmp_path):
-    with RunWriter(tmp_path) as w:
-        res = run_check(["gradient_descent", "usam"], CLAIMS, profile="dev", seed=11,
-                        shards=2, writer=w, client=dask_client)
-    assert ([r.row() for r in res], _records(w.dir)[0]) == serial["check"]
-    assert len(serial["check"][1]) == 2 * 2 * 20  # 2 optimizers × 2 claims × 20 examples
-
-
-def test_unimportable_plugin_fails_clearly_on_the_worker(serial, dask_client, tmp_path,
-                                                         monkeypatch):
-    # importable here (sys.path changed after the workers started), not on the workers
-    (tmp_path / "client_only_plugin.py").write_text(textwrap.dedent("""
-        from dynverify.optimizers import gradient_descent
-        def gd(lr):
-            return gradient_descent(lr)
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(TaskError, match=r"failed on worker .*UnknownOptimizerError: cannot "
-                                        r"import module 'client_only_plugin'"):
-        phase_diagram("client_only_plugin:gd", lam=[1.0], vary={"lr": [0.5]}, starts=2,
-                      client=dask_client)
-
-
-def test_killed_worker_loses_no_finished_records(serial, dask_client, tmp_path):
-    assert not Path(dask_client.marker).exists()  # the serial run involved no Dask worker
-    with RunWriter(tmp_path) as w:
-        dasked = run_check(["phase_plugins:dying_gd"], DYING_CLAIMS, profile="dev", seed=5,
-                           shards=2, writer=w, client=dask_client)
-    assert Path(dask_client.marker).exists()  # a worker died mid-campaign, Dask re-ran it
-    lines, recs = _records(w.dir)
-    assert ([r.row() for r in dasked], lines) == serial["dying"]
-    assert not recs.problems and len(lines) == len(DYING_CLAIMS) * 20
 
 
 def test_cli_check_with_workers_prints_the_serial_table(tmp_path, capsys):
     from dynverify.cli import main
 
-    args = ["check", "gradient_descent", "--claim", "filter_agrees", "--claim", "metamorphic",
+    args = ["check", "gradient_descent", "usam", "--claim", "filter_agrees",
             "--profile", "dev", "--seed", "3", "--quiet", "--reports", str(tmp_path)]
     tables = []
     for extra in ([], ["--workers", "2"]):
@@ -164,3 +146,19 @@ def test_cli_check_with_workers_prints_the_serial_table(tmp_path, capsys):
         out = capsys.readouterr().out
         tables.append([ln for ln in out.splitlines() if not ln.startswith("records:")])
     assert tables[0] == tables[1] and any("filter_agrees" in ln for ln in tables[0])
+
+
+def test_draws_do_not_depend_on_which_modules_are_loaded(tmp_path, monkeypatch):
+    # Hypothesis also draws constants found in loaded local modules: a worker that
+    # loaded other modules than the client must still draw the same cases
+    def rows():
+        res = run_check(["usam"], ["filter_agrees"], profile="dev", seed=11, shards=2)
+        return [r.row() for r in res]
+
+    before = rows()
+    consts = ", ".join(f"{0.013 * k + 0.5:.6g}" for k in range(400))
+    (tmp_path / "many_constants.py").write_text(f"C = [{consts}, -3, 7, 1e-3, 2.5e5]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import many_constants  # noqa: F401
+
+    assert rows() == before
