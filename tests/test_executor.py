@@ -110,6 +110,15 @@ def test_dask_local_cluster(tmp_path, monkeypatch):
         assert _campaign(tmp_path / "d1", ["gradient_descent", "usam"], CLAIMS, 11,
                          client=client) == check_serial
 
+        from dynverify.cli import main
+
+        assert main(["phase", "usam", "--vary", "rho=0.25:1:3", "--lam", "-7:8:6", "-p",
+                     "lr=0.1", "--starts", "6", "--seed", "7", "--data", str(tmp_path / "p.json"),
+                     "--scheduler", cluster.scheduler_address,
+                     "--reports", str(tmp_path / "runs")]) == 0
+        loaded = json.loads((tmp_path / "p.json").read_text())
+        assert loaded["counts"] == phase_serial["counts"]
+
         # importable here (sys.path changed after the workers started), not on the workers
         (tmp_path / "client_only_plugin.py").write_text(textwrap.dedent("""
             from dynverify.optimizers import gradient_descent
