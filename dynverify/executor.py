@@ -387,11 +387,10 @@ def check_task(optimizer: str, claim: str, profile: str, seed: int | None,
 
     from dynverify.check import run_claim
     from dynverify.claims import Settings
-    from dynverify.profiles import register_profiles
+    from dynverify.profiles import resolve as resolve_profile
     from dynverify.registry import resolve
 
-    register_profiles()
-    hs = hsettings.get_profile(profile)
+    hs = resolve_profile(profile)
     if max_examples is not None:
         hs = hsettings(hs, max_examples=max_examples)
     col = _Collector()
@@ -415,15 +414,14 @@ def check_tasks(optimizers: Sequence[Any], claims: Sequence[str], *, profile: st
     k shards each runs ⌈max_examples/k⌉ examples with its own seed
     ``derive_seed(seed, name, claim, shard)``.
     """
-    from hypothesis import settings as hsettings
-
     from dynverify.claims import DEFAULT_SETTINGS
-    from dynverify.profiles import register_profiles
+    from dynverify.profiles import resolve as resolve_profile
 
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise ExecutorError(f"shards must be a positive integer, got {shards!r}")
-    register_profiles()
-    n = hsettings.get_profile(profile).max_examples
+    if not isinstance(profile, str):
+        raise ExecutorError(f"a campaign needs a profile name its workers know, got {profile!r}")
+    n = resolve_profile(profile).max_examples
     per = None if shards == 1 else max(1, math.ceil(n / shards))
     js = settings if settings is not None else DEFAULT_SETTINGS.to_json()
     tasks = []
