@@ -513,8 +513,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dynverify.check import replay
     from dynverify.errors import ReportError
+    from dynverify.experiments.cli import replay_if_experiment
     from dynverify.summary import WarningCounter
 
+    if (status := replay_if_experiment(args.file)) is not None:
+        return status
     with WarningCounter() as seen:
         try:
             rep = replay(args.file)
@@ -613,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from dynverify import phase_cli
     phase_cli.add_subcommand(sub)
+    from dynverify.experiments.cli import add_subcommand as add_experiment
+    add_experiment(sub)
     return p
 
 
