@@ -29,6 +29,7 @@ from dynverify.linearize import (
     spectral_radius,
 )
 from dynverify.optimizer import Optimizer
+from dynverify.phase import PhaseDiagram, phase_diagram
 from dynverify.regions import Region
 from dynverify.registry import Registration, register_optimizer, registered
 
@@ -55,6 +56,7 @@ __all__ = [
     "NotDifferentiableError",
     "Optimizer",
     "OptimizerError",
+    "PhaseDiagram",
     "ReductionCheck",
     "Region",
     "ReportError",
@@ -66,6 +68,7 @@ __all__ = [
     "functions",
     "jacobian",
     "optimizers",
+    "phase_diagram",
     "run",
     "spectral_radius",
     "step_budget",
