@@ -8,9 +8,9 @@
   approaching z̄ from random directions; for a C¹ map they converge, for a map with ε
   outside √v (v = 0 at z̄) they blow up or jump. The state coordinate whose derivative
   misbehaves is named.
-- :func:`nonnegative_buffers`: buffers the framework keeps ≥ 0 (second moments). The
-  adapters clamp them at 0 on entry, the identity on every state the framework reaches,
-  so that finite differences at v = 0 see the map on its domain instead of NaN.
+- :func:`nonnegative_buffers`: buffers the framework keeps ≥ 0 (second moments), which
+  :func:`c1_defect` approaches from above. (They are not clamped: a clamp would put a
+  kink at v = 0 into a map that is smooth there, such as optax's with ``eps_root``.)
 """
 
 from __future__ import annotations

@@ -438,8 +438,6 @@ def _build(name: str, hp: dict[str, Any], cls: Any, fresh: bool, per_row: bool,
                 v: Any = ASYMPTOTIC_STEP
             else:
                 v = arrs[k][rows]
-                if k in nonneg:
-                    v = np.maximum(v, 0.0)  # identity on reachable states (see _core)
             dt = dtypes[k]
             if kinds[k] == "scalar":
                 s = float(np.asarray(v).reshape(-1)[0])
