@@ -58,6 +58,80 @@ class _Compiled:
         self.compilations = 0
 
 
+#: compiled updates shared by adapters that differ only in float hyperparameters (those
+#: are traced arguments), so that drawing new hyperparameters does not recompile
+_CACHE: dict[Any, tuple[Any, Any, _Compiled, bool]] = {}
+
+
+def _compiled(factory: Any, hp: dict[str, Any], treedef: Any, kinds: list[str],
+              dtypes: list[Any], lifted: list[int]) -> tuple[Any, Any, _Compiled, Any]:
+    """(jitted vmapped update, jitted vmapped init, compile counter, dynamic arguments).
+
+    Float hyperparameters are passed as traced scalars when the factory accepts them
+    (it does arithmetic on them); one that branches on a value in Python is compiled
+    with its hyperparameters as constants instead.
+    """
+    jax, jnp, optax = _import_jax()
+    floats = {k: v for k, v in hp.items() if isinstance(v, float)}
+    static = {k: v for k, v in hp.items() if k not in floats}
+    try:
+        key: Any = (factory, tuple(sorted(static.items())), tuple(sorted(floats)), treedef,
+                    tuple(kinds), tuple(str(d) for d in dtypes), tuple(lifted))
+        hash(key)
+    except TypeError:
+        key = None
+    for traced_hp in (True, False):
+        if traced_hp and key is not None and (key, True) in _CACHE:
+            update, init_rows, comp, _ = _CACHE[(key, True)]
+            return update, init_rows, comp, {k: jnp.float64(v) for k, v in floats.items()}
+        comp = _Compiled()
+
+        def make(dyn: dict[str, Any], traced: bool = traced_hp) -> Any:
+            return factory(**static, **dyn) if traced else factory(**hp)
+
+        def full_leaves(lifted_vals: list[Any]) -> list[Any]:
+            out, it = [], iter(lifted_vals)
+            for i, k in enumerate(kinds):
+                if i in lifted:
+                    v = next(it)
+                    out.append(v.astype(dtypes[i]) if k == "counter" else v)
+                else:  # asymptotic: a saturated counter
+                    out.append(jnp.asarray(jnp.iinfo(dtypes[i]).max, dtype=dtypes[i]))
+            return out
+
+        def traced(dyn: dict[str, Any], X: Any, L: list[Any], G: Any,
+                   comp: _Compiled = comp, make: Any = make) -> tuple[Any, list[Any]]:
+            comp.compilations += 1  # runs once per compilation (at trace time)
+            tx = make(dyn)
+
+            def one(x: Any, lv: list[Any], g: Any) -> tuple[Any, list[Any]]:
+                st = jax.tree_util.tree_unflatten(treedef, full_leaves(lv))
+                updates, new_st = tx.update(g, st, x)
+                new_leaves = jax.tree_util.tree_leaves(new_st)
+                return optax.apply_updates(x, updates), [
+                    new_leaves[i].astype(jnp.float64) for i in lifted]
+
+            return jax.vmap(one)(X, L, G)
+
+        def init_traced(dyn: dict[str, Any], X: Any, make: Any = make) -> Any:
+            return jax.vmap(make(dyn).init)(X)
+
+        update, init_rows = jax.jit(traced), jax.jit(init_traced)
+        dyn = {k: jnp.float64(v) for k, v in floats.items()} if traced_hp else {}
+        if not traced_hp:
+            return update, init_rows, comp, dyn
+        try:  # does the factory trace with its floats as arguments?
+            Z = jnp.zeros((8, 3))
+            L = [leaf for leaf in jax.tree_util.tree_leaves(init_rows(dyn, Z))]
+            update(dyn, Z, [L[i].astype(jnp.float64) for i in lifted], Z)
+        except Exception:  # noqa: BLE001 -- Python branching on a value: compile constants
+            continue
+        if key is not None:
+            _CACHE[(key, True)] = (update, init_rows, comp, True)
+        return update, init_rows, comp, dyn
+    raise AssertionError("unreachable")
+
+
 def optax_optimizer(factory: Any, /, *, form: str = "asymptotic",
                     **hyperparameters: Any) -> Optimizer:
     """``factory(**hyperparameters)`` (an optax GradientTransformation) as an Optimizer.
@@ -121,36 +195,14 @@ def optax_optimizer(factory: Any, /, *, form: str = "asymptotic",
     dtypes = [jnp.asarray(leaf).dtype for leaf in leaves]
     lifted = [i for i, k in enumerate(kinds) if fresh or k == "float"]
     nonneg_mask = [False] * len(leaves)
-    comp = _Compiled()
-
-    def full_leaves(lifted_vals: list[Any]) -> list[Any]:
-        out, it = [], iter(lifted_vals)
-        for i, k in enumerate(kinds):
-            if i in lifted:
-                v = next(it)
-                out.append(v.astype(dtypes[i]) if k == "counter" else v)
-            else:  # asymptotic: a saturated counter
-                out.append(jnp.asarray(jnp.iinfo(dtypes[i]).max, dtype=dtypes[i]))
-        return out
-
-    def one(x: Any, lifted_vals: list[Any], g: Any) -> tuple[Any, list[Any]]:
-        st = jax.tree_util.tree_unflatten(treedef, full_leaves(lifted_vals))
-        updates, new_st = tx.update(g, st, x)
-        new_leaves = jax.tree_util.tree_leaves(new_st)
-        return optax.apply_updates(x, updates), [
-            new_leaves[i].astype(jnp.float64) for i in lifted]
-
-    def traced(X: Any, L: list[Any], G: Any) -> tuple[Any, list[Any]]:
-        comp.compilations += 1  # runs once per compilation (at trace time)
-        return jax.vmap(one)(X, L, G)
-
-    update = jax.jit(traced)
-    init_rows = jax.jit(jax.vmap(tx.init))
+    update, init_rows, comp, dyn = _compiled(factory, hp, treedef, kinds, dtypes, lifted)
 
     def init(X: np.ndarray) -> State:
         X = np.asarray(X, dtype=float)
-        st = jax.tree_util.tree_leaves(init_rows(jnp.asarray(X)))
-        return (X.copy(), *(np.array(st[i], dtype=float) for i in lifted))
+        B = X.shape[0]
+        n = pow2(B)
+        st = jax.tree_util.tree_leaves(init_rows(dyn, jnp.asarray(np.pad(X, ((0, n - B), (0, 0))))))
+        return (X.copy(), *(np.array(st[i], dtype=float)[:B] for i in lifted))
 
     def step(state: State, oracle: Any) -> State:
         X = np.asarray(state[0], dtype=float)
@@ -163,7 +215,7 @@ def optax_optimizer(factory: Any, /, *, form: str = "asymptotic",
             L_ = [np.pad(s, pad + ((0, 0),) * (np.ndim(s) - 1)) for s in state[1:]]
         else:
             X_, G_, L_ = X, G, list(state[1:])
-        newX, newL = update(jnp.asarray(X_), [jnp.asarray(s) for s in L_], jnp.asarray(G_))
+        newX, newL = update(dyn, jnp.asarray(X_), [jnp.asarray(s) for s in L_], jnp.asarray(G_))
         out = [np.asarray(newX)[:B]]
         out.extend(np.asarray(v)[:B] for v in newL)
         return tuple(out)
@@ -203,6 +255,10 @@ def optax_optimizer(factory: Any, /, *, form: str = "asymptotic",
                "eps_root > 0)" if culprits else "") + "; the theorem's hypotheses fail")
     from dataclasses import replace
 
-    opt = replace(opt, outside_hypotheses=reason)
+    from dynverify.optimizer import NONNEGATIVE
+
+    domains = tuple(NONNEGATIVE if pos else None for pos in nonneg)
+    opt = replace(opt, outside_hypotheses=reason,
+                  state_domains=domains if any(nonneg) else None)
     object.__setattr__(opt, "compilations", lambda: comp.compilations)
     return opt

@@ -25,7 +25,7 @@ from dynverify.adapters._core import (
     run_states,
     separability_defect,
 )
-from dynverify.optimizer import Optimizer, State
+from dynverify.optimizer import NONNEGATIVE, Optimizer, State
 
 #: torch's step counter, frozen here in the asymptotic form: 2⁶⁰ + 1 rounds to 2⁶⁰ in
 #: float32 and float64, so the framework's own increment leaves it unchanged, and
@@ -471,7 +471,9 @@ def _build(name: str, hp: dict[str, Any], cls: Any, fresh: bool, per_row: bool,
                 new[k][rows] = float(v.reshape(-1)[0]) if kinds[k] == "scalar" else v
         return (newX, *(new[k] for k in lay.lifted))
 
-    opt = Optimizer(name=name, hyperparameters=hp, init=init, step=step, region=None)
+    domains = tuple(NONNEGATIVE if k in nonneg else None for k in ["", *lay.lifted])
+    opt = Optimizer(name=name, hyperparameters=hp, init=init, step=step, region=None,
+                    state_domains=domains if nonneg else None)
     object.__setattr__(opt, "_state_names",
                        ["position"] + [f"state {k!r}" for k in lay.lifted])
     object.__setattr__(opt, "_nonneg", [False] + [k in nonneg for k in lay.lifted])
