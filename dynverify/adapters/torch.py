@@ -22,7 +22,6 @@ from dynverify.adapters._core import (
     RandomProblem,
     c1_defect,
     nonnegative_buffers,
-    run_states,
     separability_defect,
 )
 from dynverify.optimizer import NONNEGATIVE, Optimizer, State
@@ -276,7 +275,12 @@ def torch_optimizer(cls: Any, /, *, form: str = "asymptotic", batching: str = "a
         raise AdapterError(f"{name}({_fmt(hp)}): {type(exc).__name__}: {exc}") from exc
     fresh = form == "fresh"
     probe_map = _TorchMap(cls, hp, per_row=False, closure=True, create_graph=create_graph)
-    use_closure = _needs_closure(probe_map)
+    try:
+        with np.errstate(all="ignore"):
+            use_closure = _needs_closure(probe_map)
+    except Exception as exc:  # noqa: BLE001 -- re-raised with the class named
+        raise AdapterError(f"{name}({_fmt(hp)}): step() failed on a probe problem: "
+                           f"{type(exc).__name__}: {exc}") from exc
     per_row = batching == "rows"
     why_rows = None
     if not per_row:
@@ -346,6 +350,12 @@ def _template(tm: _TorchMap, per_row: bool, dim: int) -> dict[str, Any]:
     return dict(st0)
 
 
+def _template_at(tm: _TorchMap, X: np.ndarray) -> dict[str, np.ndarray]:
+    p = tm.torch.from_numpy(np.array(X, dtype=float)).requires_grad_(tm.closure)
+    _, st = tm.step(p, None, _Zero(), tm.closure)
+    return {k: _to_numpy(v) for k, v in st.items() if v is not None}
+
+
 def _history(tm: _TorchMap, per_row: bool, dim: int = 3) -> list[dict[str, np.ndarray]]:
     """Framework states along runs with mixed-sign gradients (to find buffers kept ≥ 0)."""
     torch = tm.torch
@@ -403,32 +413,25 @@ def _build(name: str, hp: dict[str, Any], cls: Any, fresh: bool, per_row: bool,
             raise _LayoutError(f"state entry {k!r} has shape {shape} for a parameter of "
                                "shape (1, 3): not one value per element")
         keys.append(k)
-    history = _history(tm, per_row)
+    with np.errstate(all="ignore"):
+        history = _history(tm, per_row)
     nonneg = {k for k in nonnegative_buffers(history) & set(keys) if kinds[k] != "scalar"}
     nonneg = {k for k in nonneg if np.all(_to_numpy(probe[k]) >= 0)}
     lay = _Layout(keys, {}, dtypes, kinds, {}, counters, nonneg, fresh)
-    templates: dict[int, dict[str, np.ndarray]] = {}
-
-    def template(d: int) -> dict[str, np.ndarray]:
-        if d not in templates:
-            t = _template(tm, per_row, d)
-            templates[d] = {k: _to_numpy(t[k]) for k in keys}
-        return templates[d]
-
     def init(X: np.ndarray) -> State:
+        """The framework's state after one step with zero gradient at X (what it holds at
+        a critical point: buffers exist, first-step special cases are over), x = X."""
         X = np.asarray(X, dtype=float)
-        B, d = X.shape
-        tpl = template(d)
+        B = X.shape[0]
+        if per_row:
+            rows = [_template_at(tm, X[i]) for i in range(B)]
+            ent = {k: np.stack([r[k] for r in rows]) for k in keys}
+        else:
+            t = _template_at(tm, X)
+            ent = {k: (np.full(B, float(t[k])) if kinds[k] == "scalar" else t[k]) for k in keys}
         out: list[np.ndarray] = [X.copy()]
         for k in lay.lifted:
-            if k == _T:
-                out.append(np.zeros(B))
-            elif kinds[k] == "scalar":
-                out.append(np.full(B, float(tpl[k])))
-            elif kinds[k] == "buffer":
-                out.append(np.broadcast_to(tpl[k], (B, d)).copy())
-            else:
-                out.append(np.broadcast_to(tpl[k], (B, *tpl[k].shape)).copy())
+            out.append(np.zeros(B) if k == _T else np.array(ent[k], dtype=float))
         return tuple(out)
 
     def load(arrs: dict[str, np.ndarray], rows: Any) -> dict[str, Any]:
