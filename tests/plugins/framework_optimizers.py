@@ -11,10 +11,9 @@ import optax
 import torch
 from hypothesis import strategies as st
 
+from dynverify.adapters import optax_optimizer, torch_optimizer
 from dynverify.optimizers import usam_filter
 from dynverify.regions import interval_filter
-
-from dynverify.adapters import optax_optimizer, torch_optimizer
 from dynverify.registry import register_optimizer
 
 
