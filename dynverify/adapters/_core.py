@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -170,4 +169,4 @@ def c1_defect(init: Callable[[np.ndarray], tuple], step: Callable[[tuple, Any], 
 
 def pow2(n: int, least: int = 8) -> int:
     """The power of two ≥ max(n, least) (padded batch sizes: few jit compilations)."""
-    return max(least, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+    return max(least, 1 << (max(n, 1) - 1).bit_length())

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -99,17 +100,27 @@ def _compiled(factory: Any, hp: dict[str, Any], treedef: Any, kinds: list[str],
                     out.append(jnp.asarray(jnp.iinfo(dtypes[i]).max, dtype=dtypes[i]))
             return out
 
-        def traced(dyn: dict[str, Any], X: Any, L: list[Any], G: Any,
-                   comp: _Compiled = comp, make: Any = make) -> tuple[Any, list[Any]]:
+        def traced(dyn: dict[str, Any], Z: Any, G: Any, comp: _Compiled = comp,
+                   make: Any = make) -> Any:
+            """Z = [x | lifted leaves, flattened per row] (n, K) ↦ the same after a step:
+            one array in, one out (each array crossing costs as much as the update)."""
             comp.compilations += 1  # runs once per compilation (at trace time)
             tx = make(dyn)
+            n, d = G.shape
+            spec = jax.eval_shape(tx.init, jax.ShapeDtypeStruct((d,), jnp.float64))
+            shapes = [tuple(leaf.shape) for leaf in jax.tree_util.tree_leaves(spec)]
+            sizes = [d] + [math.prod(shapes[i]) for i in lifted]
+            cuts = np.cumsum(sizes)[:-1].tolist()
+            parts = jnp.split(Z, cuts, axis=1)
+            X = parts[0]
+            L = [p.reshape((n, *shapes[i])) for p, i in zip(parts[1:], lifted)]
 
-            def one(x: Any, lv: list[Any], g: Any) -> tuple[Any, list[Any]]:
+            def one(x: Any, lv: list[Any], g: Any) -> Any:
                 st = jax.tree_util.tree_unflatten(treedef, full_leaves(lv))
                 updates, new_st = tx.update(g, st, x)
                 new_leaves = jax.tree_util.tree_leaves(new_st)
-                return optax.apply_updates(x, updates), [
-                    new_leaves[i].astype(jnp.float64) for i in lifted]
+                return jnp.concatenate([optax.apply_updates(x, updates)] + [
+                    new_leaves[i].astype(jnp.float64).reshape(-1) for i in lifted])
 
             return jax.vmap(one)(X, L, G)
 
@@ -123,7 +134,8 @@ def _compiled(factory: Any, hp: dict[str, Any], treedef: Any, kinds: list[str],
         try:  # does the factory trace with its floats as arguments?
             Z = jnp.zeros((8, 3))
             L = [leaf for leaf in jax.tree_util.tree_leaves(init_rows(dyn, Z))]
-            update(dyn, Z, [L[i].astype(jnp.float64) for i in lifted], Z)
+            update(dyn, jnp.concatenate([Z] + [L[i].astype(jnp.float64).reshape(8, -1)
+                                              for i in lifted], axis=1), Z)
         except Exception:  # noqa: BLE001 -- Python branching on a value: compile constants
             continue
         if key is not None:
@@ -205,20 +217,23 @@ def optax_optimizer(factory: Any, /, *, form: str = "asymptotic",
         return (X.copy(), *(np.array(st[i], dtype=float)[:B] for i in lifted))
 
     def step(state: State, oracle: Any) -> State:
-        X = np.asarray(state[0], dtype=float)
-        B = X.shape[0]
-        G = np.asarray(oracle.grad(X), dtype=float)
+        X = state[0]
+        B, d = X.shape
         n = pow2(B)
-        if n != B:
-            pad = ((0, n - B),)
-            X_, G_ = np.pad(X, pad + ((0, 0),)), np.pad(G, pad + ((0, 0),))
-            L_ = [np.pad(s, pad + ((0, 0),) * (np.ndim(s) - 1)) for s in state[1:]]
-        else:
-            X_, G_, L_ = X, G, list(state[1:])
-        newX, newL = update(dyn, jnp.asarray(X_), [jnp.asarray(s) for s in L_], jnp.asarray(G_))
-        out = [np.asarray(newX)[:B]]
-        out.extend(np.asarray(v)[:B] for v in newL)
-        return tuple(out)
+        sizes = [math.prod(s.shape[1:]) for s in state]
+        Z = np.zeros((n, sum(sizes)))
+        G = np.zeros((n, d))
+        j = 0
+        for s, k in zip(state, sizes):
+            Z[:B, j:j + k] = s.reshape(B, k)
+            j += k
+        G[:B] = oracle.grad(X)
+        out = np.asarray(update(dyn, Z, G))[:B]
+        new, j = [], 0
+        for s, k in zip(state, sizes):
+            new.append(out[:, j:j + k].reshape(s.shape))
+            j += k
+        return tuple(new)
 
     opt = Optimizer(name=name, hyperparameters=hp, init=init, step=step, region=None)
     # buffers kept ≥ 0, from runs with mixed-sign gradients

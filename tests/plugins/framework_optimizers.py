@@ -7,7 +7,6 @@ Each factory takes exactly the hyperparameters its strategy draws.
 
 from __future__ import annotations
 
-import optax
 import torch
 from hypothesis import strategies as st
 
@@ -112,22 +111,28 @@ def torch_usam(lr: float, rho: float):  # type: ignore[no-untyped-def]
 @register_optimizer(hyperparameters=st.fixed_dictionaries(
     {"learning_rate": _floats(0.01, 1.0), "momentum": _floats(0.0, 0.9)}))
 def optax_sgd(learning_rate: float, momentum: float):  # type: ignore[no-untyped-def]
+    import optax
+
     return optax_optimizer(optax.sgd, learning_rate=learning_rate, momentum=momentum)
 
 
 @register_optimizer(hyperparameters=st.fixed_dictionaries(
     {"learning_rate": _floats(0.01, 1.0), "momentum": _floats(0.0, 0.9)}))
 def optax_nesterov(learning_rate: float, momentum: float):  # type: ignore[no-untyped-def]
+    import optax
+
     return optax_optimizer(optax.sgd, learning_rate=learning_rate, momentum=momentum,
                            nesterov=True)
 
 
 @register_optimizer(hyperparameters=st.fixed_dictionaries(
     {"learning_rate": _floats(0.01, 1.0), "b1": _floats(0.0, 0.9), "b2": _floats(0.0, 0.9),
-     "eps_root": _floats(1e-8, 1e-2)}))
+     "eps_root": _floats(1e-8, 1e-2)}), rotation_invariant=False)
 def optax_adam(learning_rate: float, b1: float, b2: float, eps_root: float
                ):  # type: ignore[no-untyped-def]
     """ε inside the root (eps_root > 0): C¹. b2 < 0.9 so that the second-moment mode
     (rate b2) lets the stable claims apply."""
+    import optax
+
     return optax_optimizer(optax.adam, learning_rate=learning_rate, b1=b1, b2=b2,
                            eps_root=eps_root)
