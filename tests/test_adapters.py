@@ -77,8 +77,9 @@ def test_the_torch_usam_optimizer_has_the_builtin_usam_filter():
 
 # -- claims on registered adapters ----------------------------------------------------------
 
-VERIFIED = ["torch_sgd", "torch_sgd_momentum", "torch_nesterov", "torch_usam", "optax_sgd",
-            "optax_nesterov", "optax_adam"]
+VERIFIED = ["torch_sgd", "torch_sgd_momentum", "torch_nesterov", "torch_usam",
+            "optax_sgd",  # momentum and nesterov=True/False drawn
+            "optax_adam"]
 
 
 @pytest.mark.parametrize("name", VERIFIED)
@@ -348,3 +349,15 @@ def test_torch_view_has_the_oracles_gradient_and_hessian_vector_products():
 def test_bad_adapter_arguments_raise_a_clear_error(args, kwargs, match):
     with pytest.raises(AdapterError, match=match):
         torch_optimizer(*args, **kwargs)
+
+
+@pytest.mark.parametrize("momentum, nesterov, hi", [
+    (0.0, False, 2 / 0.1), (0.9, False, 2 * 1.9 / 0.1), (0.9, True, 2 * 1.9 / (2.8 * 0.1)),
+])
+def test_optax_sgd_derived_filter_equals_the_closed_form(momentum, nesterov, hi):
+    """optax's trace has no dampening: t⁺ = g + μt, the heavy-ball/Nesterov blocks above."""
+    optax = pytest.importorskip("optax")
+    from dynverify.adapters import optax_optimizer
+
+    opt = optax_optimizer(optax.sgd, learning_rate=0.1, momentum=momentum, nesterov=nesterov)
+    close(derive_region(opt), 0.0, hi)

@@ -109,20 +109,14 @@ def torch_usam(lr: float, rho: float):  # type: ignore[no-untyped-def]
 
 
 @register_optimizer(hyperparameters=st.fixed_dictionaries(
-    {"learning_rate": _floats(0.01, 1.0), "momentum": _floats(0.0, 0.9)}))
-def optax_sgd(learning_rate: float, momentum: float):  # type: ignore[no-untyped-def]
-    import optax
-
-    return optax_optimizer(optax.sgd, learning_rate=learning_rate, momentum=momentum)
-
-
-@register_optimizer(hyperparameters=st.fixed_dictionaries(
-    {"learning_rate": _floats(0.01, 1.0), "momentum": _floats(0.0, 0.9)}))
-def optax_nesterov(learning_rate: float, momentum: float):  # type: ignore[no-untyped-def]
+    {"learning_rate": _floats(0.01, 1.0), "momentum": _floats(0.0, 0.9),
+     "nesterov": st.booleans()}))
+def optax_sgd(learning_rate: float, momentum: float, nesterov: bool
+              ):  # type: ignore[no-untyped-def]
     import optax
 
     return optax_optimizer(optax.sgd, learning_rate=learning_rate, momentum=momentum,
-                           nesterov=True)
+                           nesterov=nesterov)
 
 
 @register_optimizer(hyperparameters=st.fixed_dictionaries(
