@@ -135,11 +135,11 @@ class _RowOracle:
 class _TorchMap:
     """The framework step on numpy state: one torch optimizer per group of rows."""
 
-    def __init__(self, cls: Any, hp: dict[str, Any], *, per_row: bool, closure: bool,
+    def __init__(self, cls: Any, hp: dict[str, Any], *, closure: bool,
                  create_graph: bool) -> None:
         self.torch = _import_torch()
         self.cls, self.hp = cls, hp
-        self.per_row, self.closure, self.create_graph = per_row, closure, create_graph
+        self.closure, self.create_graph = closure, create_graph
         self.Value, _ = _torch_view()
 
     def new(self, p: Any) -> Any:
@@ -205,12 +205,9 @@ class _Layout:
     Per row: every entry is a (B, *shape) array for its per-row shape.
     """
 
-    def __init__(self, keys: list[str], shapes: dict[str, tuple[int, ...]],
-                 dtypes: dict[str, Any], kinds: dict[str, str], template: dict[str, np.ndarray],
-                 counters: set[str], nonneg: set[str], fresh: bool) -> None:
-        self.keys, self.shapes, self.dtypes, self.kinds = keys, shapes, dtypes, kinds
-        self.template, self.counters, self.nonneg, self.fresh = (template, counters, nonneg,
-                                                                fresh)
+    def __init__(self, keys: list[str], kinds: dict[str, str], counters: set[str],
+                 fresh: bool) -> None:
+        self.keys, self.kinds = keys, kinds
         # lifted entries: the counters are constants in the asymptotic form
         self.lifted = [k for k in keys if fresh or k not in counters]
         if fresh:
@@ -255,6 +252,8 @@ def torch_optimizer(cls: Any, /, *, form: str = "asymptotic", batching: str = "a
         built-ins) with ``hyperparameters`` the keyword arguments, ``region=None`` (the
         filter is derived) and ``outside_hypotheses`` set when the map is not C¹ at
         critical points (Adam, RMSprop, Adagrad: ε outside √v, v = 0 there).
+        ``opt.coupled_rows`` says why rows are stepped one optimizer each (None when
+        batched).
 
     Raises:
         AdapterError: not an optimizer class, invalid arguments, or (``batching=
@@ -274,7 +273,7 @@ def torch_optimizer(cls: Any, /, *, form: str = "asymptotic", batching: str = "a
     except Exception as exc:  # noqa: BLE001 -- re-raised with the class named
         raise AdapterError(f"{name}({_fmt(hp)}): {type(exc).__name__}: {exc}") from exc
     fresh = form == "fresh"
-    probe_map = _TorchMap(cls, hp, per_row=False, closure=True, create_graph=create_graph)
+    probe_map = _TorchMap(cls, hp, closure=True, create_graph=create_graph)
     try:
         with np.errstate(all="ignore"):
             use_closure = _needs_closure(probe_map)
@@ -305,7 +304,7 @@ def torch_optimizer(cls: Any, /, *, form: str = "asymptotic", batching: str = "a
 
 
 class _LayoutError(Exception):
-    pass
+    """The framework's state cannot be split into per-row entries of a (B, d) batch."""
 
 
 def _class_name(cls: Any) -> str:
@@ -388,7 +387,7 @@ class _Zero:
 def _build(name: str, hp: dict[str, Any], cls: Any, fresh: bool, per_row: bool,
            use_closure: bool, create_graph: bool, counters: set[str]) -> Optimizer:
     torch = _import_torch()
-    tm = _TorchMap(cls, hp, per_row=per_row, closure=use_closure, create_graph=create_graph)
+    tm = _TorchMap(cls, hp, closure=use_closure, create_graph=create_graph)
     probe = _template(tm, per_row, 3)
     keys, dtypes, kinds = [], {}, {}
     nones = [k for k, v in probe.items() if v is None]
@@ -417,7 +416,7 @@ def _build(name: str, hp: dict[str, Any], cls: Any, fresh: bool, per_row: bool,
         history = _history(tm, per_row)
     nonneg = {k for k in nonnegative_buffers(history) & set(keys) if kinds[k] != "scalar"}
     nonneg = {k for k in nonneg if np.all(_to_numpy(probe[k]) >= 0)}
-    lay = _Layout(keys, {}, dtypes, kinds, {}, counters, nonneg, fresh)
+    lay = _Layout(keys, kinds, counters, fresh)
     def init(X: np.ndarray) -> State:
         """The framework's state after one step with zero gradient at X (what it holds at
         a critical point: buffers exist, first-step special cases are over), x = X."""
