@@ -500,8 +500,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dynverify.check import replay
     from dynverify.errors import ReportError
+    from dynverify.experiments.cli import replay_if_experiment
     from dynverify.summary import WarningCounter
 
+    if (status := replay_if_experiment(args.file)) is not None:
+        return status
     with WarningCounter() as seen:
         try:
             rep = replay(args.file)
@@ -593,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = sub.add_parser("replay", help="re-run a counterexample JSON file")
     rl.add_argument("file")
     rl.set_defaults(func=cmd_replay)
+
+    from dynverify.experiments.cli import add_subcommand as add_experiment
+    add_experiment(sub)
     return p
 
 

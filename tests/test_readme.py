@@ -27,7 +27,9 @@ def test_the_cheap_generated_outputs_are_current():
     text = ro.README.read_text(encoding="utf-8")
     commands = [b.command for b in ro.blocks(text)]
     assert SLOW <= set(commands)  # the list above names real blocks
-    fresh = ro.regenerate(text, lambda b: b.command not in SLOW)
+    # the experiment sweeps train networks for minutes: checked with readme_outputs.py too
+    fresh = ro.regenerate(text, lambda b: b.command not in SLOW
+                          and not b.command.startswith("dynverify experiment"))
     assert len(fresh) >= 3
     diffs = ro.stale(fresh)
     assert not diffs, "README is stale; run `python tests/readme_outputs.py --update`:\n" \
