@@ -199,8 +199,9 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
     relations: list[Relation] = []
     if claim == "metamorphic":
-        Q = draw(S.rotations(f.dim))
-        relations.append(Relation("rotation", {"Q": np.asarray(Q).tolist()}))
+        if reg.rotation_invariant:
+            Q = draw(S.rotations(f.dim))
+            relations.append(Relation("rotation", {"Q": np.asarray(Q).tolist()}))
         if reg.scaling is not None:
             c = draw(st.sampled_from([0.5, 2.0, 4.0, 0.25]))
             relations.append(Relation("scaling", {"c": c, "exponents": dict(reg.scaling)}))

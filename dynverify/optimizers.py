@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from dynverify.optimizer import Optimizer, State, check_real
+from dynverify.optimizer import NONNEGATIVE, Optimizer, State, check_real
 from dynverify.regions import Region, interval_filter
 
 
@@ -273,11 +273,80 @@ def sam(lr: float, rho: float) -> Optimizer:
                      step=step, region=None, outside_hypotheses=SAM_NOT_C1)
 
 
+def _beta(name: str, value: float) -> float:
+    return check_real(name, value, low=0.0, high=1.0, high_open=True)
+
+
+def _eps(eps: float) -> float:
+    return check_real("eps", eps, low=0.0, low_open=True)
+
+
+def rmsprop(lr: float, beta2: float = 0.99, eps: float = 1e-8) -> Optimizer:
+    """RMSprop in C¹ form: v⁺ = β₂v + (1 − β₂)g², x⁺ = x − α g/√(v⁺ + ε); state (x, v).
+
+    ε sits inside the square root (torch's RMSprop adds it outside, which is not C¹ at
+    v = 0), and there is no bias correction, so the map is autonomous and C¹ on v ≥ 0.
+
+    Linearization at a critical point x̄ (g = 0, v = 0): ∂v⁺/∂x = 2(1 − β₂)g·H = 0 and
+    ∂x⁺/∂v ∝ g = 0, so Jac G = diag(I − (α/√ε)H, β₂I): gradient descent with step
+    α/√ε, plus the eigenvalue β₂ < 1 of the v-block. Filter: |1 − αλ/√ε| ≤ 1, i.e.
+    0 ≤ λ ≤ 2√ε/α. (The preconditioner at v = 0 is 1/√ε, not 1/ε.)
+    """
+    a, b2, e = _lr(lr), _beta("beta2", beta2), _eps(eps)
+
+    def step(state: State, f) -> State:
+        x, v = state
+        g = f.grad(x)
+        v_new = b2 * v + (1.0 - b2) * g * g
+        return (x - a * g / np.sqrt(v_new + e), v_new)
+
+    return Optimizer(name="rmsprop", hyperparameters={"lr": a, "beta2": b2, "eps": e},
+                     init=lambda X: (X, np.zeros_like(X)), step=step,
+                     region=interval_filter(0.0, 2.0 * np.sqrt(e) / a),
+                     state_domains=(None, NONNEGATIVE))
+
+
+def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    """Adam in C¹ form, without bias correction; state (x, m, v):
+
+        m⁺ = β₁m + (1 − β₁)g,  v⁺ = β₂v + (1 − β₂)g²,  x⁺ = x − α m⁺/√(v⁺ + ε).
+
+    Linearization at a critical point (g = 0, m = 0, v = 0): the v-block decouples with
+    eigenvalue β₂ < 1 (∂v⁺/∂x ∝ g = 0, ∂x⁺/∂v ∝ m⁺ = 0), and with a = α/√ε and
+    κ = (1 − β₁)λ each eigenvalue λ of H gives the heavy-ball-like block
+
+        [x⁺]   [1 − aκ   −aβ₁] [x]
+        [m⁺] = [  κ        β₁ ] [m],   det = β₁, trace = 1 + β₁ − aκ.
+
+    Both roots of z² − (1 + β₁ − aκ)z + β₁ lie in the closed unit disk iff |β₁| ≤ 1 and
+    |1 + β₁ − aκ| ≤ 1 + β₁ (Jury), i.e. 0 ≤ aκ ≤ 2(1 + β₁). Filter:
+
+        0 ≤ λ ≤ 2(1 + β₁)√ε / ((1 − β₁)α).
+
+    β₁ = 0 gives RMSprop's 2√ε/α.
+    """
+    a, b1, b2, e = _lr(lr), _beta("beta1", beta1), _beta("beta2", beta2), _eps(eps)
+
+    def step(state: State, f) -> State:
+        x, m, v = state
+        g = f.grad(x)
+        m_new = b1 * m + (1.0 - b1) * g
+        v_new = b2 * v + (1.0 - b2) * g * g
+        return (x - a * m_new / np.sqrt(v_new + e), m_new, v_new)
+
+    return Optimizer(name="adam",
+                     hyperparameters={"lr": a, "beta1": b1, "beta2": b2, "eps": e},
+                     init=lambda X: (X, np.zeros_like(X), np.zeros_like(X)), step=step,
+                     region=interval_filter(
+                         0.0, 2.0 * (1.0 + b1) * np.sqrt(e) / ((1.0 - b1) * a)),
+                     state_domains=(None, None, NONNEGATIVE))
+
+
 #: every built-in factory, by name
 BUILTINS = {
     fn.__name__: fn
     for fn in (gradient_descent, heavy_ball, nesterov, usam, two_step_usam, hessian_usam,
-               penalty_sam, sam)
+               penalty_sam, sam, rmsprop, adam)
 }
 
 __all__ = [*BUILTINS, "BUILTINS", "hessian_usam_filter", "usam_filter"]
