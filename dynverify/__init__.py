@@ -13,7 +13,7 @@ from dynverify import functions, optimizers
 from dynverify.assertions import VerificationError, assert_verified
 from dynverify.check import CheckResult, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
-from dynverify.derive import DerivationWarning, derive_region, filter_function
+from dynverify.derive import Derivation, DerivationWarning, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import (
     DynverifyError,
@@ -29,6 +29,7 @@ from dynverify.linearize import (
     spectral_radius,
 )
 from dynverify.optimizer import Optimizer
+from dynverify.phase import PhaseDiagram, phase_diagram
 from dynverify.regions import Region
 from dynverify.registry import Registration, register_optimizer, registered
 
@@ -48,12 +49,14 @@ __all__ = [
     "register_optimizer",
     "registered",
     "replay",
+    "Derivation",
     "DerivationWarning",
     "DynverifyError",
     "FunctionError",
     "NotDifferentiableError",
     "Optimizer",
     "OptimizerError",
+    "PhaseDiagram",
     "ReductionCheck",
     "Region",
     "ReportError",
@@ -65,6 +68,7 @@ __all__ = [
     "functions",
     "jacobian",
     "optimizers",
+    "phase_diagram",
     "run",
     "spectral_radius",
     "step_budget",

@@ -37,6 +37,7 @@ from dynverify.claims import (
     filter_of,
 )
 from dynverify.errors import NotDifferentiableError, ReportError
+from dynverify.executor import seed_only_draws
 from dynverify.functions import ScaledFunction, from_spec
 from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
@@ -345,8 +346,9 @@ def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT
     X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
     relations: list[Relation] = []
     if claim == "metamorphic":
-        Q = draw(S.rotations(f.dim))
-        relations.append(Relation("rotation", {"Q": np.asarray(Q).tolist()}))
+        if reg.rotation_invariant:
+            Q = draw(S.rotations(f.dim))
+            relations.append(Relation("rotation", {"Q": np.asarray(Q).tolist()}))
         if reg.scaling is not None:
             c = draw(st.sampled_from([0.5, 2.0, 4.0, 0.25]))
             relations.append(Relation("scaling", {"c": c, "exponents": dict(reg.scaling)}))
@@ -492,7 +494,9 @@ def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
     start = time.perf_counter()
     error: BaseException | None = None
     try:
-        prop()
+        # the same seed draws the same cases in any process (pytest, CLI, Dask worker)
+        with seed_only_draws():
+            prop()
     except Exception as exc:  # noqa: BLE001 -- one broken claim must not stop the others
         error = exc
     runner.result.seconds = time.perf_counter() - start

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import enum
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dynverify.derive import DerivationWarning, derive_region
+from dynverify.derive import compare_filters, derive, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import FunctionError, NotDifferentiableError, OptimizerError
 from dynverify.functions import RotatedFunction, ScaledFunction, TestFunction
-from dynverify.linearize import apply_step, check_spectral_reduction, lifted_state, spectral_radius
+from dynverify.linearize import (
+    _flatten,
+    apply_step,
+    check_spectral_reduction,
+    jacobian,
+    lifted_state,
+    spectral_radius,
+)
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region
 
@@ -280,16 +286,28 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         declared = case.optimizer.region
         if declared is not None and settings.compare_filters:
             # a declared filter must also equal the one derived from the update itself:
-            # this catches a wrong declaration whatever spectrum was drawn
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DerivationWarning)
-                derived = derive_region(case.optimizer)
-            ev["derived_region"] = str(derived)
-            if not declared.isclose(derived, rtol=settings.region_rtol):
-                ev.update(_witness(case.optimizer, declared, derived))
-                return _verdict(name, Outcome.COUNTEREXAMPLE,
-                                "declared filter differs from the derived filter", settings,
-                                **ev)
+            # this catches a wrong declaration whatever spectrum was drawn. The comparison
+            # is made at float resolution, on the range the derivation certifies.
+            derivation = derive(case.optimizer)
+            rho1 = filter_function(case.optimizer, strict=False)
+            cmp = compare_filters(declared, derivation, rtol=settings.region_rtol,
+                                  filter_function=rho1)
+            ev.update(derived_region=str(derivation.region),
+                      derivation=derivation.describe(), comparison_ignored=list(cmp.ignored))
+            if not cmp.agree:
+                wit = _witness(case.optimizer, cmp.declared, cmp.derived)
+                # an uncertified derivation only counts with a decisive witness
+                decisive = (derivation.certified or
+                            abs(wit.get("witness_spectral_radius", 1.0) - 1.0)
+                            >= settings.boundary_band)
+                if decisive:
+                    ev.update(wit)
+                    return _verdict(name, Outcome.COUNTEREXAMPLE,
+                                    "declared filter differs from the derived filter",
+                                    settings, **ev)
+                ev["comparison_ignored"].append(
+                    "declared and derived filters differ, but the derivation is not "
+                    f"certified ({derivation.describe()}) and no decisive witness was found")
         if abs(r - 1.0) < settings.linearization_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "boundary-band", settings, **ev)
         return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
@@ -298,20 +316,25 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
 
 
 def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any]:
-    """An eigenvalue on which the declared and derived filters disagree, with ρ₁ there."""
-    from dynverify.derive import filter_function
+    """An eigenvalue on which the declared and derived filters disagree, with ρ₁ there.
 
+    Probes are the midpoints of gaps between boundary points wider than 1e-9 of their
+    size (a derived 1e-23 against a declared 0 says nothing), and points beyond both ends.
+    """
     ends = sorted(set(declared.boundary()) | set(derived.boundary()))
     if not ends:
         return {}
     span = max(1.0, ends[-1] - ends[0])
-    # midpoints of the gaps between boundary points (gaps at rounding level say nothing)
-    probes = [0.5 * (a + b) for a, b in zip(ends, ends[1:]) if b - a > 1e-6 * span]
+    mags = [abs(e) for e in ends if e != 0]
+    floor = min((e for e in mags if e > 1e-9 * max(mags)), default=1.0)
+    probes = [0.5 * a + 0.5 * b for a, b in zip(ends, ends[1:])
+              if b - a > 1e-9 * max(abs(a), abs(b), floor)]
     probes += [ends[0] - 0.1 * span, ends[-1] + 0.1 * span]
+    rho1 = filter_function(opt, strict=False)
     for lam in probes:
         a, b = bool(declared.contains(lam)), bool(derived.contains(lam))
         if a != b:
-            rho = float(filter_function(opt)(np.array([lam]))[0])
+            rho = float(rho1(np.array([lam]))[0])
             return {"witness_lambda": lam, "witness_spectral_radius": rho,
                     "witness": f"λ = {lam:.6g} is {'inside' if a else 'outside'} the declared "
                                f"filter but ρ₁(λ) = {rho:.6g}"}
@@ -330,6 +353,28 @@ def _local_premise(name: str, case: Case, settings: Settings, predicted: str
     return None, r, dict(spectral_radius=r, spectrum=lams, region_str=str(region),
                          boundary_distance=_boundary_distance(region, lams),
                          predicted=predicted.format(r=r))
+
+
+def _excited_radius(case: Case) -> float:
+    """The spectral radius of J on the modes that the initial displacements excite.
+
+    init(X₀) − init(x̄) need not be generic in the lifted space: adaptive methods start
+    with v = 0, and their v-mode (eigenvalue β₂, reached from x only at second order)
+    is then never excited linearly, so runs contract at the rate of the other modes.
+    Eigen-coefficients of the displacements below 1e-6 of the largest count as absent.
+    """
+    assert case.x_star is not None
+    J = jacobian(case.optimizer, case.function, case.x_star)
+    n = case.X0.shape[0]
+    z0 = _flatten(lifted_state(case.optimizer, case.X0), n)[0]
+    zb = _flatten(lifted_state(case.optimizer, case.x_star[None, :]), 1)[0]
+    w, V = np.linalg.eig(J)
+    try:
+        C = np.abs(np.linalg.solve(V, (z0 - zb).T))  # (m, n) eigen-coefficients
+    except np.linalg.LinAlgError:
+        return float(np.max(np.abs(w)))
+    excited = np.max(C, axis=1) > 1e-6 * max(float(np.max(C)), 1e-300)
+    return float(np.max(np.abs(w[excited]))) if excited.any() else 0.0
 
 
 def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
@@ -400,7 +445,7 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
             return _verdict(name, Outcome.COUNTEREXAMPLE,
                             f"observed rate {observed:.4g} slower than predicted {r:.4g}",
                             settings, **ev)
-        if r > 0.05 and observed < r - slack:
+        if r > 0.05 and observed < r - slack and observed < _excited_radius(case) - slack:
             return _verdict(name, Outcome.COUNTEREXAMPLE,
                             f"observed rate {observed:.4g} faster than predicted {r:.4g}",
                             settings, **ev)

@@ -310,9 +310,23 @@ def cmd_check(args: argparse.Namespace) -> int:
                                            "claims": claims, "source": "cli"})
     results = []
     total = len(regs) * len(claims) * hs.max_examples
+    if args.workers or args.scheduler or args.shards > 1:  # the same tasks, elsewhere
+        from dynverify.errors import DynverifyError
+        from dynverify.executor import run_check
+
+        with tqdm(total=len(regs) * len(claims) * args.shards, unit="task", file=sys.stderr,
+                  disable=args.quiet or None, leave=False) as bar:
+            try:
+                results = run_check(regs, claims, profile=args.profile, seed=args.seed,
+                                    shards=args.shards, writer=writer, workers=args.workers,
+                                    settings=settings.to_json(),
+                                    scheduler=args.scheduler, on_task=lambda _: bar.update(1))
+            except DynverifyError as exc:
+                writer.close()
+                _fail(f"{exc} (records so far: {writer.dir})")
     with tqdm(total=total, unit="case", disable=args.quiet or None, file=sys.stderr,
               leave=False) as bar, WarningCounter() as seen:
-        for reg in regs:
+        for reg in regs if not results else ():
             for claim in claims:
                 bar.set_description(f"{reg.name}/{claim}")
                 done = bar.n
@@ -587,6 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-compare-filters", action="store_true",
                    help="judge a declared filter by sampled spectra only (claim 1 does not "
                         "compare it with the derived filter)")
+    c.add_argument("--workers", type=int, default=None, help="local worker processes")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, tcp://host:8786")
+    c.add_argument("--shards", type=int, default=1,
+                   help="split each optimizer × claim into this many seeded Hypothesis runs")
     c.set_defaults(func=cmd_check)
 
     rp = sub.add_parser("report", help="summary tables from recorded runs")
@@ -602,6 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("file")
     rl.set_defaults(func=cmd_replay)
 
+    from dynverify import phase_cli
+    phase_cli.add_subcommand(sub)
     from dynverify.experiments.cli import add_subcommand as add_experiment
     add_experiment(sub)
     return p

@@ -1,9 +1,10 @@
 """Linearization of an optimizer's lifted map G at a fixed point z̄ = init(x̄).
 
-J = Jac G(z̄) is computed by central finite differences with Richardson extrapolation,
-(4D(h) − D(2h))/3 with D(h) = (G(z̄ + h e) − G(z̄ − h e))/(2h), all perturbed states
-evaluated in one batched ``step`` call (rows are independent trajectories). The same
-call carries one-sided differences at h that reveal a map that is not differentiable.
+J = Jac G(z̄) is computed by finite differences with adaptive steps and Richardson
+extrapolation (see :func:`batched_linearization`): all perturbed states of a step level
+are evaluated in one batched ``step`` call (rows are independent trajectories), the step
+shrinks until difference quotients converge, one-sided differences reveal a map that is
+not differentiable, and declared ``state_domains`` (v ≥ 0) are never left.
 """
 
 from __future__ import annotations
@@ -75,45 +76,221 @@ def apply_step(opt: Optimizer, state: State, oracle: Any, step: int = 0) -> Stat
     return new
 
 
-def batched_jacobians(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
-                      shapes: list[tuple[int, ...]], *, h: float = FD_STEP,
-                      check_differentiable: bool = True) -> np.ndarray:
-    """Jacobians of G at n flattened lifted states Z (n, m), in one ``step`` call.
+#: the finite-difference step shrinks by this factor per level (Richardson ratio)
+LEVEL_RATIO = 10.0
+#: number of step levels tried at most (from h down to h·10⁻⁽ᴸᴱⱽᴱᴸˢ⁻¹⁾, never below 1e-13)
+LEVELS = 9
+#: central differences at consecutive levels agree to this (relative to 1 + |J|)
+CONVERGENCE_TOL = 1e-8
+#: one-sided slopes (forward vs backward) may differ by this at the accepted level
+KINK_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Linearization:
+    """Jacobians of G at n base points, with how the finite differences were taken.
+
+    Attributes:
+        J: (n, m, m) Jacobians, J[k, i, j] = ∂G_i/∂z_j at base point k.
+        step: (n,) accepted step (absolute) per base point: the largest of h, h/10, …
+            at which difference quotients at consecutive steps agree (smooth maps that
+            are not linear at the scale h need smaller steps).
+        one_sided: (n, m) True where a component was differenced one-sidedly because
+            its declared ``state_domains`` interval does not extend on both sides.
+        error: (n,) estimated absolute error (difference of consecutive estimates).
+        converged: (n,) False where no step level reached the convergence tolerance
+            (``J`` is then the best estimate, at the smallest step).
+    """
+
+    J: np.ndarray
+    step: np.ndarray
+    one_sided: np.ndarray
+    error: np.ndarray
+    converged: np.ndarray
+
+    @property
+    def scheme(self) -> str:
+        """"central", "one-sided" or "mixed": which differences were taken."""
+        if not self.one_sided.any():
+            return "central"
+        return "one-sided" if self.one_sided.all() else "mixed"
+
+
+def _domain_bounds(opt: Optimizer, shapes: list[tuple[int, ...]]) -> tuple[np.ndarray,
+                                                                         np.ndarray]:
+    """Elementwise (lo, hi) of the flattened state from ``opt.state_domains``."""
+    sizes = [int(np.prod(shp)) if shp else 1 for shp in shapes]
+    m = sum(sizes)
+    lo, hi = np.full(m, -np.inf), np.full(m, np.inf)
+    doms = getattr(opt, "state_domains", None)
+    if doms is None:
+        return lo, hi
+    if len(doms) != len(shapes):
+        raise OptimizerError(f"optimizer {opt!r}: state_domains has {len(doms)} entries but "
+                             f"the state has {len(shapes)} components")
+    i = 0
+    for d, n in zip(doms, sizes):
+        if d is not None:
+            lo[i:i + n], hi[i:i + n] = d
+        i += n
+    return lo, hi
+
+
+def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
+                          shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
+                          check_differentiable: bool = True) -> Linearization:
+    """Jacobians of G at n flattened lifted states Z (n, m), by adaptive differences.
+
+    Steps hⱼ = h·max(1, |z|)·10⁻ʲ. At each level the central difference
+    Dⱼ = (G(z + hⱼe) − G(z − hⱼe))/(2hⱼ) (or the second-order one-sided formula
+    (−3G(z) + 4G(z + hⱼe) − G(z + 2hⱼe))/(2hⱼ) on a component whose domain stops
+    within hⱼ of z) is computed for all components in one batched ``step`` call; the
+    first level with |Dⱼ − Dⱼ₊₁| ≤ CONVERGENCE_TOL·(1 + |J|) whose forward and backward
+    slopes also agree to KINK_TOL is accepted, and J = (100Dⱼ₊₁ − Dⱼ)/99 (Richardson).
+    Maps linear in z are accepted at the first level; smooth maps that are nonlinear at
+    scale h (clipped gradients, ε inside a square root) at a smaller one. A map whose
+    one-sided slopes disagree at every level, or whose quotients grow like 1/h, is not
+    differentiable (that is not a step-size effect).
 
     ``oracle_for(rows)`` returns the oracle for a batch whose row k belongs to base point
-    ``rows[k]`` (lets each base point carry its own function). Returns (n, m, m).
-    Raises NotDifferentiableError when one-sided differences disagree.
+    ``rows[k]``; ``h`` is a scalar or one relative step per base point. Raises
+    NotDifferentiableError (when ``check_differentiable``).
     """
     n, m = Z.shape
-    scale = h * np.maximum(1.0, np.max(np.abs(Z), axis=1))  # (n,)
+    lo, hi = _domain_bounds(opt, shapes)
+    if np.any((Z < lo) | (Z > hi)):
+        raise OptimizerError(f"optimizer {opt!r}: the lifted fixed point lies outside the "
+                             "declared state_domains")
+    h = np.broadcast_to(np.asarray(h, dtype=float), (n,))
+    base = h * np.maximum(1.0, np.max(np.abs(Z), axis=1))  # (n,)
+    hmax = float(np.max(h)) if n else FD_STEP
+    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(max(hmax, 1e-300) / 1e-13)))))
+    steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
+    # direction per (base point, component): 0 central, +1 forward, −1 backward
+    h0 = steps[:, :1]
+    central_ok = (Z - h0 >= lo) & (Z + h0 <= hi)
+    fwd_ok = Z + 2 * h0 <= hi
+    bwd_ok = Z - 2 * h0 >= lo
+    if np.any(~(central_ok | fwd_ok | bwd_ok)):
+        raise OptimizerError(f"optimizer {opt!r}: a state_domains interval is too narrow for "
+                             f"finite differences at step {float(h0.min()):.3g}")
+    direction = np.where(central_ok, 0.0, np.where(fwd_ok, 1.0, -1.0))  # (n, m)
+    one_sided = direction != 0
     E = np.eye(m)
-    # rows per base point: +h, -h, +2h, -2h along each coordinate, and the centre
-    offsets = np.concatenate([E, -E, 2 * E, -2 * E, np.zeros((1, m))])  # (4m+1, m)
-    P = Z[:, None, :] + scale[:, None, None] * offsets[None]
-    rows = np.repeat(np.arange(n), 4 * m + 1)
-    flat = P.reshape(-1, m)
+    sign = np.where(one_sided, direction, 1.0)  # A-row direction
+    # B-row: z − h e (central) or z + 2·dir·h e (one-sided)
+    bmult = np.where(one_sided, 2.0 * direction, -1.0)
+
+    D = np.full((n, nlev, m, m), np.nan)  # D[k, j, i, c] = ∂G_i/∂z_c at level j
+    fwd = np.full((n, nlev, m, m), np.nan)
+    bwd = np.full((n, nlev, m, m), np.nan)
+    G0 = np.full((n, m), np.nan)
+
+    def evaluate(idx: np.ndarray, levels: list[int], with_centre: bool) -> None:
+        k, L = idx.size, len(levels)
+        hs = steps[idx][:, levels]  # (k, L)
+        offA = (sign[idx][:, None, :, None] * hs[:, :, None, None]) * E  # (k, L, m, m)
+        offB = (bmult[idx][:, None, :, None] * hs[:, :, None, None]) * E
+        P = np.concatenate([offA.reshape(k, L * m, m), offB.reshape(k, L * m, m)], axis=1)
+        if with_centre:
+            P = np.concatenate([P, np.zeros((k, 1, m))], axis=1)
+        per = P.shape[1]
+        P = Z[idx][:, None, :] + P
+        rows = np.repeat(idx, per)
+        flat = P.reshape(-1, m)
+        with np.errstate(all="ignore"):
+            new = apply_step(opt, _unflatten(flat, shapes), oracle_for(rows))
+            _differences(new, idx, levels, L, k, per, hs, with_centre)
+
+    def _differences(new: State, idx: np.ndarray, levels: list[int], L: int, k: int,
+                     per: int, hs: np.ndarray, with_centre: bool) -> None:
+        G = _flatten(new, k * per)[0].reshape(k, per, m)
+        if with_centre:
+            G0[idx] = G[:, -1]
+        g0 = G0[idx][:, None, None, :]  # (k, 1, 1, m)
+        GA = G[:, :L * m].reshape(k, L, m, m)  # [k, level, component c, output i]
+        GB = G[:, L * m:2 * L * m].reshape(k, L, m, m)
+        s = hs[:, :, None, None]
+        d = sign[idx][:, None, :, None]
+        os_ = one_sided[idx][:, None, :, None]
+        cen = (GA - GB) / (2 * s)
+        one = d * (-3 * g0 + 4 * GA - GB) / (2 * s)
+        Dk = np.where(os_, one, cen).transpose(0, 1, 3, 2)
+        D[idx[:, None], np.array(levels)[None, :]] = Dk
+        f = ((GA - g0) / s).transpose(0, 1, 3, 2)
+        b = ((g0 - GB) / s).transpose(0, 1, 3, 2)
+        # one-sided components have no backward slope: compare nothing there
+        b = np.where(os_.transpose(0, 1, 3, 2), f, b)
+        fwd[idx[:, None], np.array(levels)[None, :]] = f
+        bwd[idx[:, None], np.array(levels)[None, :]] = b
+
+    J = np.full((n, m, m), np.nan)
+    accepted = np.full(n, -1)
+    err = np.full(n, np.inf)
+    todo = np.arange(n)
+    done_levels = 0
+    r2 = LEVEL_RATIO ** 2
+    # overflow at extreme λ gives NaN rows (no linearization there), not warnings
     with np.errstate(all="ignore"):
-        new = apply_step(opt, _unflatten(flat, shapes), oracle_for(rows))
-    G = _flatten(new, flat.shape[0])[0].reshape(n, 4 * m + 1, m)
-    gp, gm, gp2, gm2, g0 = G[:, :m], G[:, m:2 * m], G[:, 2 * m:3 * m], G[:, 3 * m:4 * m], G[:, -1:]
-    s = scale[:, None, None]
-    d1 = (gp - gm) / (2 * s)
-    d2 = (gp2 - gm2) / (4 * s)
-    J = ((4 * d1 - d2) / 3).transpose(0, 2, 1)  # J[:, i, j] = dG_i/dz_j
-    if check_differentiable:
-        # a C¹ map has one-sided differences and central differences at h and 2h that
-        # agree to O(h); a kink breaks the first, an (odd) jump the second
-        fwd, bwd = (gp - g0) / s, (g0 - gm) / s
-        gap = np.maximum(np.max(np.abs(fwd - bwd), axis=(1, 2)),
-                         np.max(np.abs(d1 - d2), axis=(1, 2)))
-        size = 1.0 + np.max(np.abs(J), axis=(1, 2))
-        bad = ~(gap <= 1e-3 * size)
-        if np.any(bad):
+        while todo.size and done_levels < nlev:
+            new_levels = list(range(done_levels, min(nlev, done_levels + 2)))
+            evaluate(todo, new_levels, with_centre=done_levels == 0)
+            done_levels = new_levels[-1] + 1
+            for j in range(max(0, new_levels[0] - 1), done_levels - 1):
+                Dj, Dn = D[todo, j], D[todo, j + 1]
+                est = (r2 * Dn - Dj) / (r2 - 1.0)
+                size = 1.0 + np.max(np.abs(est), axis=(1, 2))
+                diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
+                kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
+                ok = (diff <= CONVERGENCE_TOL * size) & (kink <= KINK_TOL * size)
+                ok &= np.all(np.isfinite(est), axis=(1, 2))
+                better = ~ok & np.isfinite(diff) & (diff < err[todo])
+                J[todo[better]] = est[better]
+                err[todo[better]] = diff[better]
+                acc = todo[ok]
+                J[acc], err[acc], accepted[acc] = est[ok], diff[ok], j
+                todo = todo[~ok]
+                if not todo.size:
+                    break
+        converged = accepted >= 0
+    finite_rows = np.all(np.isfinite(D[:, :2]), axis=(1, 2, 3))
+    J[~finite_rows] = np.nan  # non-finite values (overflow): no linearization, no verdict
+    if check_differentiable and not converged[finite_rows].all():
+        bad = ~converged & finite_rows
+        last = nlev - 1
+        with np.errstate(all="ignore"):
+            kink = np.max(np.abs(fwd[:, last] - bwd[:, last]), axis=(1, 2))
+            kink_prev = np.max(np.abs(fwd[:, last - 1] - bwd[:, last - 1]), axis=(1, 2))
+            growth = np.max(np.abs(D[:, last]), axis=(1, 2)) / (
+                1.0 + np.max(np.abs(D[:, 0]), axis=(1, 2)))
+            size = 1.0 + np.max(np.abs(np.nan_to_num(J[:, :, :], nan=0.0)), axis=(1, 2))
+            # a kink keeps the same slope gap at every step; rounding noise amplified by
+            # the map (x + ρ∇f(x) ≈ 0 at λ = −1/ρ) changes it from step to step
+            steady = np.abs(kink - kink_prev) <= 0.1 * kink
+            nondiff = bad & (((kink > KINK_TOL * size) & steady) | (growth >= 1e3))
+        if np.any(nondiff):
+            with np.errstate(all="ignore"):
+                gap = float(np.nanmax(np.maximum(kink, np.max(np.abs(D[:, 0] - D[:, 1]),
+                                                              axis=(1, 2)))[nondiff]))
             raise NotDifferentiableError(
                 f"optimizer {opt!r}: the lifted map is not differentiable at the fixed "
-                f"point (finite differences disagree by {float(np.nanmax(gap)):.3g})"
+                f"point (finite differences disagree by {gap:.3g} at every step from "
+                f"{float(base.max()):.1e} down to {float(steps[:, -1].min()):.1e}, so not a "
+                "step-size effect)"
                 + (f"; {opt.outside_hypotheses}" if opt.outside_hypotheses else ""))
-    return J
+    step = np.where(converged, steps[np.arange(n), np.maximum(accepted, 0)], steps[:, -1])
+    return Linearization(J=J, step=step, one_sided=one_sided, error=err, converged=converged)
+
+
+def batched_jacobians(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
+                      shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
+                      check_differentiable: bool = True) -> np.ndarray:
+    """Jacobians of G at n flattened lifted states Z (n, m): ``batched_linearization(...).J``.
+
+    Returns (n, m, m). Raises NotDifferentiableError when the map has no derivative.
+    """
+    return batched_linearization(opt, oracle_for, Z, shapes, h=h,
+                                 check_differentiable=check_differentiable).J
 
 
 def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float = FD_STEP) -> np.ndarray:

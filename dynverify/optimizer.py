@@ -20,6 +20,10 @@ import numpy as np
 from dynverify.regions import Region
 
 State = tuple[np.ndarray, ...]
+Domain = tuple[float, float]
+
+#: the domain of a nonnegative state component (a second-moment buffer v ≥ 0)
+NONNEGATIVE: Domain = (0.0, math.inf)
 
 
 def _first(state: State) -> np.ndarray:
@@ -40,6 +44,12 @@ class Optimizer:
         hessian_in_map: True when the map evaluates ∇²f (then G is C¹ only for f ∈ C³).
         outside_hypotheses: why the theorem does not apply (e.g. the map is not C¹ at
             critical points), or None.
+        state_domains: where each state component may live, or None (everywhere). One
+            entry per element of the state tuple: None (no constraint) or an interval
+            ``(lo, hi)`` applied elementwise, e.g. ``(None, None, NONNEGATIVE)`` for a
+            state (x, m, v) whose second-moment buffer v must stay ≥ 0. Finite
+            differences never leave a domain: at a state on (or within two steps of) a
+            bound they are one-sided, and the linearization records which were used.
 
     Example:
         >>> import numpy as np
@@ -58,6 +68,7 @@ class Optimizer:
     position: Callable[[State], np.ndarray] = _first
     hessian_in_map: bool = False
     outside_hypotheses: str | None = None
+    state_domains: tuple[Domain | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -71,10 +82,35 @@ class Optimizer:
                 f"got {type(self.region).__name__}"
             )
         object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))
+        if self.state_domains is not None:
+            object.__setattr__(self, "state_domains",
+                               _check_domains(self.name, self.state_domains))
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{self.name}({hp})"
+
+
+def _check_domains(name: str, domains: Any) -> tuple[Domain | None, ...]:
+    """Validate ``state_domains``: a sequence of None or (lo, hi) with lo < hi."""
+    if isinstance(domains, (str, bytes)) or not hasattr(domains, "__iter__"):
+        raise TypeError(f"Optimizer {name!r}: state_domains must be a tuple with one entry "
+                        f"per state component (None or (lo, hi)), got {domains!r}")
+    out: list[Domain | None] = []
+    for i, d in enumerate(domains):
+        if d is None:
+            out.append(None)
+            continue
+        try:
+            lo, hi = (float(v) for v in d)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"Optimizer {name!r}: state_domains[{i}] must be None or a pair "
+                            f"(lo, hi), got {d!r}") from exc
+        if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+            raise ValueError(f"Optimizer {name!r}: state_domains[{i}] = {d!r} must have "
+                             "lo < hi")
+        out.append((lo, hi))
+    return tuple(out)
 
 
 def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,

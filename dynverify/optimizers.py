@@ -8,10 +8,13 @@ which the per-eigenvalue linearization has spectral radius ≤ 1. α = lr > 0,
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
 
-from dynverify.optimizer import Optimizer, State, check_real
-from dynverify.regions import Region, interval_filter, polynomial_filter
+from dynverify.optimizer import NONNEGATIVE, Optimizer, State, check_real
+from dynverify.regions import Region, interval_filter
 
 
 def _lr(lr: float) -> float:
@@ -81,21 +84,98 @@ def nesterov(lr: float, momentum: float) -> Optimizer:
 
     return Optimizer(name="nesterov", hyperparameters={"lr": a, "momentum": b},
                      init=_with_previous, step=step,
-                     region=interval_filter(0.0, 2.0 * (1.0 + b) / ((1.0 + 2.0 * b) * a)))
+                     region=interval_filter(0.0, 2.0 * (1.0 + b) / (1.0 + 2.0 * b) / a))
+
+
+def _unit_root(k: float, power: int) -> float:
+    """The root u ≥ 1 of u^power·(u − 1) = k for k ≥ 0 (k = ∞ gives ∞).
+
+    Newton on g(u) = u − 1 − k/u^power (increasing and concave: after the first step
+    the iterates approach the root monotonically from the left) started at
+    min(1 + k, 1 + k^(1/(power+1))); no cancellation and no overflow for any float k.
+    """
+    if k == 0.0:
+        return 1.0
+    if math.isinf(k):
+        return math.inf
+    if power == 1:  # u(u − 1) = k: u = (1 + √(1 + 4k))/2, written without cancellation
+        return 0.5 + math.sqrt(0.25 + k) if k < 1e300 else math.sqrt(k) + 0.5
+    u = min(1.0 + k, 1.0 + float(np.cbrt(k)) if power == 2 else 1.0 + k ** (1.0 / (power + 1)))
+    for _ in range(200):
+        q = k
+        for _ in range(power):  # k/u^power without overflow
+            q = q / u
+        g = u - 1.0 - q
+        step = g / (1.0 + power * (q / u))
+        u -= step
+        if not abs(step) > 4 * np.finfo(float).eps * u:
+            break
+    return u
+
+
+def _safe_product(*factors: float) -> float:
+    """Product of nonnegative floats, ∞ on overflow (never an exception)."""
+    out = 1.0
+    for f in factors:
+        out *= f
+    return out
+
+
+def _positive_end(c: float, rho: float, power: int) -> float:
+    """The λ* > 0 with λ(1 + ρλ)^power = c (power 1, 2) or λ(1 + ρλ²) = c (power 0).
+
+    With u the root of u^p(u − 1) = k: λ* = c/u^power where k = ρc for USAM-type and
+    λ* = c/u where k = ρc² for Hessian USAM (then u = 1 + ρλ*²); if k overflows, λ* is
+    the leading-order value (the neglected term is below rounding there).
+    """
+    if math.isinf(c):
+        return math.inf
+    if rho == 0.0:
+        return c
+    if power == 0:  # λ + ρλ³ = c
+        k = _safe_product(rho, c, c)
+        if math.isinf(k):
+            return float(np.cbrt(c) / np.cbrt(rho))
+        return c / _unit_root(k, 2)
+    k = _safe_product(rho, c)
+    if math.isinf(k):
+        return (math.sqrt(c) / math.sqrt(rho) if power == 1
+                else float(np.cbrt(c) / np.cbrt(rho) ** 2))
+    return c / _unit_root(k, power) ** power
 
 
 def usam_filter(lr: float, rho: float, power: int = 1, upper: float | None = None) -> Region:
     """Exact {λ : 0 ≤ λ(1 + ρλ)^power ≤ c}, c = 2/α unless ``upper`` is given.
 
     For ρ > 0 the zeros of λ(1 + ρλ)^power are 0 and −1/ρ (multiplicity ``power``):
-    power 1 gives two intervals, power 2 an interval and the isolated point −1/ρ.
+    power 1 gives [0, λ*] and the band [−1/ρ − λ*, −1/ρ] (the two roots of
+    ρλ² + λ = c sum to −1/ρ); power 2 gives [0, λ*] and the isolated point −1/ρ. λ* is
+    computed in closed form without cancellation or overflow (see ``_positive_end``),
+    for every float ρ ≥ 0 and c > 0 (c = ∞ when 2/α overflows: then every λ ≥ 0 is in).
+    Features at −1/ρ are left out when 1/ρ overflows: no float eigenvalue reaches them.
     """
     a, r = _lr(lr), _rho(rho)
-    c = 2.0 / a if upper is None else upper
-    if r == 0.0:
-        return interval_filter(0.0, c)
-    p = np.polynomial.Polynomial([0.0, 1.0]) * np.polynomial.Polynomial([1.0, r]) ** power
-    return polynomial_filter(p.coef, c, zeros=[0.0, -1.0 / r])
+    c = 2.0 / a if upper is None else float(upper)
+    if not c > 0:
+        raise ValueError(f"upper must be > 0, got {upper!r}")
+    if power not in (1, 2):
+        raise ValueError(f"power must be 1 or 2, got {power!r}")
+    top = _positive_end(c, r, power)
+    intervals = [(0.0, top)]
+    far = 1.0 / r if r > 0 else math.inf
+    if math.isfinite(far):
+        if power == 1:
+            lo = -far - top
+            intervals.append((lo if math.isfinite(lo) else -sys.float_info.max, -far))
+        else:
+            intervals.append((-far, -far))
+    return Region(intervals)
+
+
+def hessian_usam_filter(lr: float, rho: float) -> Region:
+    """Exact {λ : 0 ≤ λ(1 + ρλ²) ≤ 2/α} = [0, λ*] (λ + ρλ³ is increasing on ℝ)."""
+    a, r = _lr(lr), _rho(rho)
+    return Region([(0.0, _positive_end(2.0 / a, r, 0))])
 
 
 def usam(lr: float, rho: float) -> Optimizer:
@@ -145,8 +225,7 @@ def hessian_usam(lr: float, rho: float) -> Optimizer:
         g = f.grad(x)
         return (x - a * f.grad(x + r * f.hvp(x, g)),)
 
-    region = (interval_filter(0.0, 2.0 / a) if r == 0.0
-              else polynomial_filter([0.0, 1.0, 0.0, r], 2.0 / a, zeros=[0.0]))
+    region = hessian_usam_filter(a, r)
     return Optimizer(name="hessian_usam", hyperparameters={"lr": a, "rho": r}, init=_single,
                      step=step, region=region, hessian_in_map=True)
 
@@ -194,12 +273,81 @@ def sam(lr: float, rho: float) -> Optimizer:
                      step=step, region=None, outside_hypotheses=SAM_NOT_C1)
 
 
+def _beta(name: str, value: float) -> float:
+    return check_real(name, value, low=0.0, high=1.0, high_open=True)
+
+
+def _eps(eps: float) -> float:
+    return check_real("eps", eps, low=0.0, low_open=True)
+
+
+def rmsprop(lr: float, beta2: float = 0.99, eps: float = 1e-8) -> Optimizer:
+    """RMSprop in C¹ form: v⁺ = β₂v + (1 − β₂)g², x⁺ = x − α g/√(v⁺ + ε); state (x, v).
+
+    ε sits inside the square root (torch's RMSprop adds it outside, which is not C¹ at
+    v = 0), and there is no bias correction, so the map is autonomous and C¹ on v ≥ 0.
+
+    Linearization at a critical point x̄ (g = 0, v = 0): ∂v⁺/∂x = 2(1 − β₂)g·H = 0 and
+    ∂x⁺/∂v ∝ g = 0, so Jac G = diag(I − (α/√ε)H, β₂I): gradient descent with step
+    α/√ε, plus the eigenvalue β₂ < 1 of the v-block. Filter: |1 − αλ/√ε| ≤ 1, i.e.
+    0 ≤ λ ≤ 2√ε/α. (The preconditioner at v = 0 is 1/√ε, not 1/ε.)
+    """
+    a, b2, e = _lr(lr), _beta("beta2", beta2), _eps(eps)
+
+    def step(state: State, f) -> State:
+        x, v = state
+        g = f.grad(x)
+        v_new = b2 * v + (1.0 - b2) * g * g
+        return (x - a * g / np.sqrt(v_new + e), v_new)
+
+    return Optimizer(name="rmsprop", hyperparameters={"lr": a, "beta2": b2, "eps": e},
+                     init=lambda X: (X, np.zeros_like(X)), step=step,
+                     region=interval_filter(0.0, 2.0 * np.sqrt(e) / a),
+                     state_domains=(None, NONNEGATIVE))
+
+
+def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    """Adam in C¹ form, without bias correction; state (x, m, v):
+
+        m⁺ = β₁m + (1 − β₁)g,  v⁺ = β₂v + (1 − β₂)g²,  x⁺ = x − α m⁺/√(v⁺ + ε).
+
+    Linearization at a critical point (g = 0, m = 0, v = 0): the v-block decouples with
+    eigenvalue β₂ < 1 (∂v⁺/∂x ∝ g = 0, ∂x⁺/∂v ∝ m⁺ = 0), and with a = α/√ε and
+    κ = (1 − β₁)λ each eigenvalue λ of H gives the heavy-ball-like block
+
+        [x⁺]   [1 − aκ   −aβ₁] [x]
+        [m⁺] = [  κ        β₁ ] [m],   det = β₁, trace = 1 + β₁ − aκ.
+
+    Both roots of z² − (1 + β₁ − aκ)z + β₁ lie in the closed unit disk iff |β₁| ≤ 1 and
+    |1 + β₁ − aκ| ≤ 1 + β₁ (Jury), i.e. 0 ≤ aκ ≤ 2(1 + β₁). Filter:
+
+        0 ≤ λ ≤ 2(1 + β₁)√ε / ((1 − β₁)α).
+
+    β₁ = 0 gives RMSprop's 2√ε/α.
+    """
+    a, b1, b2, e = _lr(lr), _beta("beta1", beta1), _beta("beta2", beta2), _eps(eps)
+
+    def step(state: State, f) -> State:
+        x, m, v = state
+        g = f.grad(x)
+        m_new = b1 * m + (1.0 - b1) * g
+        v_new = b2 * v + (1.0 - b2) * g * g
+        return (x - a * m_new / np.sqrt(v_new + e), m_new, v_new)
+
+    return Optimizer(name="adam",
+                     hyperparameters={"lr": a, "beta1": b1, "beta2": b2, "eps": e},
+                     init=lambda X: (X, np.zeros_like(X), np.zeros_like(X)), step=step,
+                     region=interval_filter(
+                         0.0, 2.0 * (1.0 + b1) * np.sqrt(e) / ((1.0 - b1) * a)),
+                     state_domains=(None, None, NONNEGATIVE))
+
+
 #: every built-in factory, by name
 BUILTINS = {
     fn.__name__: fn
     for fn in (gradient_descent, heavy_ball, nesterov, usam, two_step_usam, hessian_usam,
-               penalty_sam, sam)
+               penalty_sam, sam, rmsprop, adam)
 }
 
-__all__ = [*BUILTINS, "BUILTINS", "usam_filter"]
+__all__ = [*BUILTINS, "BUILTINS", "hessian_usam_filter", "usam_filter"]
 

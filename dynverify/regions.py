@@ -99,6 +99,16 @@ class Region:
             dist = np.full(lam.shape, np.inf)
         return np.where(self.contains(lam), dist, -dist)
 
+    def clip(self, lo: float, hi: float) -> Region:
+        """The region intersected with [lo, hi] (an unbounded interval is cut there)."""
+        out = [(max(a, lo), min(b, hi)) for a, b in self.intervals]
+        return Region([(a, b) for a, b in out if a <= b])
+
+    @property
+    def bounded(self) -> bool:
+        """True when no interval reaches ±∞."""
+        return all(math.isfinite(e) for iv in self.intervals for e in iv)
+
     def boundary(self) -> tuple[float, ...]:
         """The finite boundary points, sorted."""
         return tuple(sorted({e for iv in self.intervals for e in iv if math.isfinite(e)}))
@@ -121,17 +131,41 @@ class Region:
         return hash(len(self.intervals))
 
     def __str__(self) -> str:
+        """Endpoints with as many significant digits (at least 4) as it takes to tell each
+        one from its neighbours; an endpoint within 1e-12 of 0 relative to the gap to its
+        nearest neighbour prints as 0 (a derived 2e-16 is a numerical zero). Intervals
+        reaching ±∞ print half-open: ``(-∞, -2] ∪ [0, ∞)``.
+
+        Example:
+            >>> str(Region([(-1e13 - 4, -1e13), (0, 3.99999999999840)]))
+            '[-1.0000000000004e+13, -1.0000000000000e+13] ∪ [0, 4]'
+        """
         if not self.intervals:
             return "∅"
-        tiny = 1e-12 * self.scale  # numerical zeros print as 0
+        ends = sorted({e for iv in self.intervals for e in iv if math.isfinite(e)})
+        shown = {x: x for x in ends}
+        for i, x in enumerate(ends):
+            gaps = [abs(x - ends[k]) for k in (i - 1, i + 1) if 0 <= k < len(ends)]
+            if x != 0 and gaps and abs(x) <= 1e-12 * min(gaps):
+                shown[x] = 0.0
+        digits = {x: 4 for x in ends}
+        for a, b in zip(ends, ends[1:]):
+            p = 4
+            while p < 17 and _fmt(shown[a], p) == _fmt(shown[b], p):
+                p += 1
+            digits[a], digits[b] = max(digits[a], p), max(digits[b], p)
 
         def fmt(x: float) -> str:
-            return "0" if abs(x) <= tiny else _fmt(x)
+            return _fmt(x) if not math.isfinite(x) else _fmt(shown[x], digits[x])
 
-        return " ∪ ".join(
-            f"{{{fmt(lo)}}}" if lo == hi else f"[{fmt(lo)}, {fmt(hi)}]"
-            for lo, hi in self.intervals
-        )
+        def show(lo: float, hi: float) -> str:
+            if lo == hi:
+                return f"{{{fmt(lo)}}}"
+            left = "(" if math.isinf(lo) else "["
+            right = ")" if math.isinf(hi) else "]"
+            return f"{left}{fmt(lo)}, {fmt(hi)}{right}"
+
+        return " ∪ ".join(show(lo, hi) for lo, hi in self.intervals)
 
     def __repr__(self) -> str:
         return f"Region({[tuple(iv) for iv in self.intervals]!r})"
@@ -166,10 +200,16 @@ def _close(a: float, b: float, tol: float) -> bool:
     return abs(a - b) <= tol
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, digits: int = 4) -> str:
+    """x with ``digits`` significant digits (``digits`` decimals in exponent form from 1e4
+    on)."""
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
-    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.4e}"
+    if x == 0:
+        return "0"
+    if abs(x) < 1e4:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits}e}"
 
 
 def _enc(x: float) -> float | str:

@@ -45,6 +45,9 @@ class Registration:
         scaling: exponents e with f → c·f ≡ h → h·c^e (e.g. {"lr": -1}); None if unknown.
         reductions: (overrides, reference name) pairs, e.g. ({"rho": 0.0}, "gradient_descent").
         source: where it came from ("builtin", "entry-point", "user", "module:factory").
+        rotation_invariant: False for maps that act coordinate by coordinate (Adam,
+            RMSprop: a diagonal preconditioner), whose trajectories change when f is
+            rotated even though their linearization at v = 0 is spectral.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Registration:
     scaling: Mapping[str, float] | None = None
     reductions: tuple[tuple[Mapping[str, Any], str], ...] = ()
     source: str = "user"
+    rotation_invariant: bool = True
 
     def build(self, **hyperparameters: Any) -> Optimizer:
         """The optimizer for these hyperparameters, with the declared filter if any."""
@@ -84,7 +88,7 @@ def register_optimizer(factory: Factory | None = None, *, name: str | None = Non
                        hyperparameters: Any = None, region: Callable[..., Region] | None = None,
                        scaling: Mapping[str, float] | None = None,
                        reductions: tuple[tuple[Mapping[str, Any], str], ...] = (),
-                       source: str = "user") -> Any:
+                       source: str = "user", rotation_invariant: bool = True) -> Any:
     """Register an optimizer factory; usable as ``@register_optimizer`` or a function.
 
     Example:
@@ -104,7 +108,7 @@ def register_optimizer(factory: Factory | None = None, *, name: str | None = Non
             raise TypeError(f"register_optimizer needs a callable factory, got {fn!r}")
         reg = Registration(name=name or fn.__name__, factory=fn, hyperparameters=hyperparameters,
                            region=region, scaling=scaling, reductions=tuple(reductions),
-                           source=source)
+                           source=source, rotation_invariant=rotation_invariant)
         _REGISTRY[reg.name] = reg
         fn.__dynverify_registration__ = reg  # type: ignore[attr-defined]
         return fn
@@ -138,6 +142,11 @@ def _load_builtins() -> None:
     for fn, scaling, reductions in table:
         if fn.__name__ not in _REGISTRY:
             register_optimizer(fn, scaling=scaling, reductions=reductions, source="builtin")
+    # f → c·f scales g by c and v by c²: the same trajectory with ε → ε·c² (lr unchanged)
+    for fn in (o.rmsprop, o.adam):
+        if fn.__name__ not in _REGISTRY:
+            register_optimizer(fn, scaling={"eps": 2.0}, source="builtin",
+                               rotation_invariant=False)
 
 
 def _load_entry_points() -> None:

@@ -34,6 +34,12 @@ RHO = st.one_of(st.just(0.0), _floats(0.01, 2.0))
 _lr = st.fixed_dictionaries({"lr": LR})
 _lr_momentum = st.fixed_dictionaries({"lr": LR, "momentum": MOMENTUM})
 _lr_rho = st.fixed_dictionaries({"lr": LR, "rho": RHO})
+#: β₂ ∈ [0, 0.9] (the v-mode contracts at rate β₂: near 1 no stable case is decidable);
+#: ε ∈ [10⁻⁶, 1] (the filter's size is ∝ √ε/α)
+_BETA2 = _floats(0.0, 0.9)
+_EPS = _floats(1e-6, 1.0)
+_rmsprop = st.fixed_dictionaries({"lr": LR, "beta2": _BETA2, "eps": _EPS})
+_adam = st.fixed_dictionaries({"lr": LR, "beta1": MOMENTUM, "beta2": _BETA2, "eps": _EPS})
 
 _BUILTIN: dict[str, SearchStrategy[dict[str, Any]]] = {
     "gradient_descent": _lr,
@@ -44,6 +50,8 @@ _BUILTIN: dict[str, SearchStrategy[dict[str, Any]]] = {
     "hessian_usam": _lr_rho,
     "penalty_sam": _lr_rho,
     "sam": _lr_rho,
+    "rmsprop": _rmsprop,
+    "adam": _adam,
 }
 _REGISTERED: dict[str, SearchStrategy[dict[str, Any]]] = {}
 

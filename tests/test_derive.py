@@ -98,7 +98,8 @@ def two_momentum_radius(lr, b1, b2, lam):
 def test_derived_region_equals_declared(name, lr, rho, beta):
     hp = {"lr": lr, "momentum": beta, "rho": rho}
     params = {"gradient_descent": ("lr",), "heavy_ball": ("lr", "momentum"),
-              "nesterov": ("lr", "momentum")}.get(name, ("lr", "rho"))
+              "nesterov": ("lr", "momentum"), "rmsprop": ("lr",),
+              "adam": ("lr",)}.get(name, ("lr", "rho"))
     opt = O.BUILTINS[name](**{p: hp[p] for p in params})
     assert_same_filter(dv.derive_region(opt), opt.region)
 

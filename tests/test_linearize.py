@@ -24,6 +24,12 @@ def closed_form_jacobian(name, H):
     if name == "nesterov":
         M = I - A * H
         return np.block([[(1 + B) * M, -B * M], [I, Z]])
+    if name == "rmsprop":  # defaults β₂ = 0.99, ε = 1e-8: at v = 0, GD with step α/√ε
+        return np.block([[I - A / 1e-4 * H, Z], [Z, 0.99 * I]])
+    if name == "adam":  # defaults β₁ = 0.9, β₂ = 0.999, ε = 1e-8; state (x, m, v)
+        a, b1 = A / 1e-4, 0.9
+        return np.block([[I - a * (1 - b1) * H, -a * b1 * I, Z], [(1 - b1) * H, b1 * I, Z],
+                         [Z, Z, 0.999 * I]])
     P = I + R * H
     return {"usam": I - A * H @ P,
             "two_step_usam": I - A * H @ P @ P,

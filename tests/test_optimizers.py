@@ -9,7 +9,7 @@ import dynverify as dv
 from dynverify import optimizers as O
 from dynverify.functions import Quadratic
 
-GOOD = {"lr": 0.1, "momentum": 0.5, "rho": 0.3}
+GOOD = {"lr": 0.1, "momentum": 0.5, "rho": 0.3, "beta1": 0.5, "beta2": 0.9, "eps": 1e-4}
 PARAMS = {
     "gradient_descent": ("lr",),
     "heavy_ball": ("lr", "momentum"),
@@ -19,12 +19,17 @@ PARAMS = {
     "hessian_usam": ("lr", "rho"),
     "penalty_sam": ("lr", "rho"),
     "sam": ("lr", "rho"),
+    "rmsprop": ("lr", "beta2", "eps"),
+    "adam": ("lr", "beta1", "beta2", "eps"),
 }
 BAD_VALUES = {
     "lr": [0.0, -0.0, -0.1, math.nan, math.inf, -math.inf, "0.1", True, None, [0.1],
            np.float64(-1.0)],
     "momentum": [-0.1, 1.0, 1.5, math.nan, math.inf, "0.9", True, None],
     "rho": [-1e-3, -1.0, math.nan, math.inf, "0.5", False, None],
+    "beta1": [-0.1, 1.0, math.nan, "0.9", True, None],
+    "beta2": [-0.1, 1.0, 1.5, math.inf, "0.99", None],
+    "eps": [0.0, -1e-8, math.nan, math.inf, "1e-8", True, None],
 }
 CASES = [(name, param, bad) for name, params in PARAMS.items() for param in params
          for bad in BAD_VALUES[param]]
@@ -47,7 +52,7 @@ def test_invalid_hyperparameter_raises_naming_it(name, param, bad):
 
 @pytest.mark.parametrize("name", PARAMS)
 def test_valid_edge_values_are_accepted(name):
-    edges = {"lr": 1e-12, "momentum": 0.0, "rho": 0.0}
+    edges = {"lr": 1e-12, "momentum": 0.0, "rho": 0.0, "beta1": 0.0, "beta2": 0.0, "eps": 1e-300}
     opt = build(name, **edges)
     assert dict(opt.hyperparameters) == {p: edges[p] for p in PARAMS[name]}
     assert all(type(v) is float for v in opt.hyperparameters.values())

@@ -100,7 +100,54 @@ def test_str():
     assert str(O.usam(lr=0.1, rho=0.5).region) == "[-7.403, -2] ∪ [0, 5.403]"
     assert str(Region([(0, 20)])) == "[0, 20]"
     assert str(Region()) == "∅"
-    assert str(Region([(-math.inf, 1)])) == "[-∞, 1]"
+    assert str(Region([(-math.inf, 1)])) == "(-∞, 1]"
+
+
+def test_str_distinguishes_every_endpoint():
+    # issue 9: (0, 3.99999999999840) printed as [0, 0] beside a band near −1e13
+    lr, rho = 0.5, 1e-13
+    text = str(O.usam(lr=lr, rho=rho).region)
+    assert "[0, 4]" in text and "[0, 0]" not in text
+    # the two ends of the narrow band near −1/ρ print differently
+    lo, hi = text.split(" ∪ ")[0].strip("[]").split(", ")
+    assert lo != hi and float(lo) < float(hi)
+    assert abs(float(lo) - (-1 / rho - 2 / lr)) <= 1e-12 * 1e13
+    # numerical zeros still print as 0; neighbours closer than 4 digits get more
+    assert str(Region([(2.2e-16, 4.0)])) == "[0, 4]"
+    assert str(Region([(1.0, 1.00001), (2.0, 3.0)])) == "[1, 1.00001] ∪ [2, 3]"
+    assert str(Region([(-math.inf, -2.0), (0.0, math.inf)])) == "(-∞, -2] ∪ [0, ∞)"
+    assert str(Region([(-2.0, -2.0), (0.0, math.inf)])) == "{-2} ∪ [0, ∞)"
+
+
+def test_unbounded_regions():
+    r = Region([(-math.inf, -2.0), (0.0, math.inf)])
+    assert r.contains([-1e300, -2.0, -1.0, 0.0, 1e308]).tolist() == [True, True, False, True,
+                                                                     True]
+    assert not r.bounded and Region([(0.0, 1.0)]).bounded
+    assert r.boundary() == (-2.0, 0.0) and r.scale == 2.0
+    np.testing.assert_allclose(r.margin([-5.0, -1.5, 3.0]), [3.0, -0.5, 3.0])
+    assert r.clip(-10.0, 10.0).intervals == ((-10.0, -2.0), (0.0, 10.0))
+    assert Region.from_json(r.to_json()).intervals == r.intervals
+    assert r.isclose(Region([(-math.inf, -2.0 * (1 + 1e-12)), (0.0, math.inf)]))
+    assert not r.isclose(Region([(-1e300, -2.0), (0.0, math.inf)]))
+
+
+@pytest.mark.parametrize("region", [Region([(-math.inf, -2.0), (0.0, math.inf)]),
+                                    Region([(0.0, 4.066), (245.9, math.inf)])])
+def test_spectra_place_eigenvalues_around_unbounded_regions(region):
+    from hypothesis import given, settings
+
+    from dynverify.strategies import spectra
+
+    @settings(max_examples=25, database=None, deadline=None)
+    @given(inside=spectra(region=region, placement="inside"),
+           outside=spectra(region=region, placement="outside"))
+    def check(inside, outside):
+        assert region.contains(inside).all()
+        assert all(math.isfinite(v) for v in inside + outside)
+        assert (region.margin(outside) < 0).any()
+
+    check()
 
 
 def test_isclose_tolerance_is_relative_to_the_region_size():

@@ -212,7 +212,7 @@ R = Region([(0.0, 2.0)])
     (lambda: landscapes(kinds=["banana"]), "kinds"),
     (lambda: landscapes(kinds=[]), "kinds"),
     (lambda: landscapes(max_dim=0), "max_dim"),
-    (lambda: hyperparameters("adam"), "name_or_factory"),
+    (lambda: hyperparameters("no_such_optimizer"), "name_or_factory"),
     (lambda: hyperparameters(lambda lr: None), "name_or_factory"),
     (lambda: hyperparameters(3), "name_or_factory"),
     (lambda: initial_points(np.zeros(2), 0.0, 3), "radius"),

@@ -1,0 +1,178 @@
+"""Built-in filters at every hyperparameter a strategy can draw (issue 9 §3).
+
+Hyperparameters come from the full float ranges: subnormals, 0 where valid, the largest
+valid values. The declared filter of every built-in is checked against its closed form
+*in exact rational arithmetic* (each finite endpoint must bracket the true root of the
+filter polynomial within a few ulps), and, where the derivation is certified, against
+the filter derived from the update map at floating-point resolution.
+"""
+
+import math
+import sys
+import warnings
+from fractions import Fraction
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import dynverify as dv
+from dynverify import Region
+from dynverify import optimizers as O
+from dynverify.derive import compare_filters, derive
+
+MAX = sys.float_info.max
+lrs = st.floats(min_value=0.0, max_value=MAX, exclude_min=True, allow_subnormal=True)
+rhos = st.floats(min_value=0.0, max_value=MAX, allow_subnormal=True)
+momenta = st.floats(min_value=0.0, max_value=1.0, exclude_max=True, allow_subnormal=True)
+ULPS = 8
+
+
+def p_usam(power):
+    return lambda lam, rho: lam * (1 + rho * lam) ** power
+
+
+def p_hessian(lam, rho):
+    return lam * (1 + rho * lam * lam)
+
+
+def assert_root(p, e, rho, c):
+    """The exact root of p(λ) = c lies within ULPS relative ulps of the float e."""
+    E, R = Fraction(e), Fraction(rho)
+    lo, hi = E * (1 - Fraction(ULPS, 2 ** 52)), E * (1 + Fraction(ULPS, 2 ** 52))
+    a, b = p(lo, R) - c, p(hi, R) - c
+    assert a * b <= 0, (e, float(a), float(b))
+
+
+def check_positive_band(region, p, rho, c):
+    """[0, λ*] with p(λ*) = c exactly (or λ* = ∞ when c exceeds every float)."""
+    lo, hi = region.intervals[-1]
+    assert lo == 0.0
+    if c > Fraction(MAX):
+        # every float λ ≥ 0 has p(λ) ≤ c unless p overflows the float range itself
+        assert hi == math.inf or p(Fraction(hi), Fraction(rho)) <= c
+        return
+    assert_root(p, hi, rho, c)
+
+
+def negative_features(region):
+    return [iv for iv in region.intervals if iv[1] < 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=lrs)
+@example(lr=5e-324)
+@example(lr=MAX)
+def test_gradient_descent_full_range(lr):
+    r = O.gradient_descent(lr=lr).region
+    c = Fraction(2) / Fraction(lr)
+    check_positive_band(r, lambda lam, rho: lam, 0.0, c)
+    assert len(r.intervals) == 1
+
+
+@pytest.mark.parametrize("name", ["heavy_ball", "nesterov"])
+@settings(max_examples=60, deadline=None)
+@given(lr=lrs, beta=momenta)
+@example(lr=5e-324, beta=0.0)
+@example(lr=MAX, beta=math.nextafter(1.0, 0.0))
+def test_momentum_methods_full_range(name, lr, beta):
+    r = O.BUILTINS[name](lr=lr, momentum=beta).region
+    B = Fraction(beta)
+    c = 2 * (1 + B) / Fraction(lr)
+    if name == "nesterov":
+        c = c / (1 + 2 * B)
+    check_positive_band(r, lambda lam, rho: lam, 0.0, c)
+    assert len(r.intervals) == 1
+
+
+@pytest.mark.parametrize("name, power", [("usam", 1), ("penalty_sam", 1),
+                                         ("two_step_usam", 2)])
+@settings(max_examples=60, deadline=None)
+@given(lr=lrs, rho=rhos)
+@example(lr=0.5, rho=5e-324)
+@example(lr=0.5, rho=2.2e-308)
+@example(lr=0.5, rho=1.1754943508222875e-38)
+@example(lr=0.5, rho=1.8e-9)
+@example(lr=0.5, rho=3.2e-8)
+@example(lr=0.5, rho=0.0)
+@example(lr=5e-324, rho=MAX)
+@example(lr=MAX, rho=MAX)
+@example(lr=1e-300, rho=1e-300)
+def test_usam_family_full_range(name, power, lr, rho):
+    r = O.BUILTINS[name](lr=lr, rho=rho).region  # no LinAlgError, whatever the values
+    c = Fraction(2) / Fraction(lr)
+    p = p_usam(power)
+    check_positive_band(r, p, rho, c)
+    neg = negative_features(r)
+    if rho == 0.0 or not math.isfinite(1.0 / rho):
+        assert neg == []  # −1/ρ is beyond every float
+        return
+    assert len(neg) == 1
+    lo, hi = neg[0]
+    # −1/ρ is a zero of p: the band's (or point's) right end, to rounding
+    assert abs(hi - (-1.0 / rho)) <= 2 * math.ulp(1.0 / rho)
+    if power == 2:
+        assert lo == hi  # a double zero: an isolated point
+    elif math.isfinite(lo) and lo > -MAX:
+        assert_root(p, lo, rho, c)  # the band's left end solves p(λ) = c
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=lrs, rho=rhos)
+@example(lr=0.5, rho=5e-324)
+@example(lr=0.5, rho=2.2e-308)
+@example(lr=5e-324, rho=MAX)
+@example(lr=MAX, rho=MAX)
+def test_hessian_usam_full_range(lr, rho):
+    r = O.hessian_usam(lr=lr, rho=rho).region
+    check_positive_band(r, p_hessian, rho, Fraction(2) / Fraction(lr))
+    assert len(r.intervals) == 1
+
+
+# -- declared ≈ derived, at float resolution ------------------------------------------------
+
+BUILT = ["gradient_descent", "heavy_ball", "nesterov", "usam", "two_step_usam",
+         "hessian_usam", "penalty_sam"]
+# derivation draws: the full float range is too wide for finite differences (λx for
+# λ ~ 1e300 overflows), so lr and ρ span 1e-12…1e12 plus subnormal ρ and 0
+mid_lrs = st.floats(min_value=1e-12, max_value=1e12)
+mid_rhos = st.one_of(st.just(0.0), st.just(5e-324), st.just(2.2e-308),
+                     st.floats(min_value=1e-40, max_value=1e6))
+
+
+@pytest.mark.parametrize("name", BUILT)
+@settings(max_examples=12, deadline=None)
+@given(lr=mid_lrs, rho=mid_rhos, beta=momenta)
+@example(lr=0.5, rho=1.1754943508222875e-38, beta=0.0)   # issue 9: {−8.5e37} ∪ [0, 4]
+@example(lr=0.5, rho=1.8e-9, beta=0.0)                   # lost USAM's negative band
+@example(lr=0.5, rho=3.2e-8, beta=0.0)                   # lost two-step's point
+@example(lr=0.5, rho=1e-13, beta=0.0)
+def test_declared_equals_derived_where_certified(name, lr, rho, beta):
+    hp = {"lr": lr, "rho": rho, "momentum": beta}
+    params = {"gradient_descent": ("lr",), "heavy_ball": ("lr", "momentum"),
+              "nesterov": ("lr", "momentum")}.get(name, ("lr", "rho"))
+    opt = O.BUILTINS[name](**{k: hp[k] for k in params})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a certified derivation warns nothing
+        d = derive(opt)
+    assert d.certified
+    cmp = compare_filters(opt.region, d, filter_function=dv.filter_function(opt))
+    assert cmp.agree, (str(opt.region), str(d.region), cmp.ignored, d.describe())
+    # what was left out is only what cannot be seen: beyond the certified range, or
+    # narrower than the float grid where it lies
+    R = d.certified_range[1]
+    for lo, hi in opt.region.intervals:
+        if -R <= lo and hi <= R and hi - lo > 2 * math.ulp(max(abs(lo), abs(hi))):
+            assert (lo, hi) in cmp.declared.intervals, (str(opt.region), cmp.ignored)
+
+
+def test_comparison_still_catches_a_wrong_declaration():
+    # USAM declared without its negative band, at a ρ where the band is representable
+    opt = O.usam(lr=0.5, rho=1e-9)
+    wrong = Region([(0.0, opt.region.intervals[-1][1])])
+    d = derive(opt)
+    cmp = compare_filters(wrong, d, filter_function=dv.filter_function(opt))
+    assert not cmp.agree
+    # and a spurious isolated point where ρ₁ > 1
+    spurious = Region([*opt.region.intervals, (-5.0, -5.0)])
+    assert not compare_filters(spurious, d, filter_function=dv.filter_function(opt)).agree
