@@ -228,10 +228,10 @@ def _gd_one_percent_wide(lr):
 
 
 def _usam_band_one_percent_narrow(lr, rho):
-    """USAM whose negative band stops 1 % short of −1/ρ."""
+    """USAM whose negative band starts 1 % late (its far end moved 1 % toward −1/ρ)."""
     opt = usam(lr=lr, rho=rho)
     (lo, hi), main = opt.region.intervals
-    return replace(opt, region=Region([(lo, hi - 0.01 * abs(hi)), main]))
+    return replace(opt, region=Region([(lo + 0.01 * abs(lo), hi), main]))
 
 
 @pytest.mark.parametrize("factory, hps, reason", [
