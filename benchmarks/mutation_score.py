@@ -70,7 +70,7 @@ def _ends(region: Any) -> list[tuple[int, str]]:
 def mutate(region: Any, end: int, direction: str, size: float) -> Any:
     """``region`` with boundary point number ``end`` moved outward ("wider") or inward."""
     from dynverify.regions import Region
-    from strategies import margin_scale
+    from dynverify.strategies import margin_scale
 
     ivs = [list(iv) for iv in region.intervals]
     ends = _ends(region)
