@@ -397,17 +397,142 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
                   target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
         ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
-        n_target = int(np.sum(res.status == Status.CONVERGED_TARGET))
-        if n_target:
-            return _verdict(name, Outcome.COUNTEREXAMPLE,
-                            f"{n_target} of {len(res)} runs converged to an unstable x̄",
-                            settings, **ev)
+        rows = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
+        if rows.size:
+            # a run near an unstable x̄ can look converged (its steps below tol while a
+            # stable mode decays); it counts only once confirmed, see _confirm_convergence
+            kinds, details = _confirm_convergence(case, settings, r, res, rows, budget, escape)
+            ev["confirmation"] = details
+            n_conf = sum(k == "confirmed" for k in kinds)
+            if n_conf:
+                return _verdict(name, Outcome.COUNTEREXAMPLE,
+                                f"{n_conf} of {len(res)} runs converged to an unstable x̄",
+                                settings, **ev)
+            if any(k == "unconfirmed" for k in kinds):
+                return _verdict(name, Outcome.INCONCLUSIVE,
+                                "budget-exhausted: convergence to x̄ not confirmable "
+                                "within max_steps", settings, **ev)
         stuck = (res.status == Status.UNDECIDED) & (res.distance <= radius)
         if stuck.any():
             return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings, **ev)
         return _verdict(name, Outcome.PASS, "no run converged to x̄", settings, **ev)
 
     return _guard(name, settings, body)
+
+
+#: perturbed restarts of a run judged converged to an unstable x̄ (claim 2)
+CONFIRM_RESTARTS = 4
+#: their distance from the run's initial point, relative to its distance from x̄
+CONFIRM_PERTURBATION = 1e-2
+
+
+def _stay_distance(opt: Optimizer, f: TestFunction, X0: np.ndarray, x_star: np.ndarray,
+                   start: np.ndarray, end: np.ndarray, leave: float) -> np.ndarray:
+    """max ‖xₜ − x̄‖ over start ≤ t ≤ end of the runs from init(X0) (one row each).
+
+    The runs are replayed from their initial points, so that a run is continued from
+    its full lifted state at step ``start`` (the engine reports only x). Stops early
+    once every row has been farther than ``leave``.
+    """
+    z = lifted_state(opt, X0)
+    worst = np.zeros(X0.shape[0])
+    with np.errstate(all="ignore"):
+        for t in range(1, int(end.max()) + 1):
+            z = apply_step(opt, z, f, t)
+            x = np.asarray(opt.position(z))
+            dist = np.sqrt(np.sum((x - x_star) ** 2, axis=1))
+            dist = np.where(np.isfinite(dist), dist, np.inf)
+            live = (t >= start) & (t <= end)
+            worst = np.where(live, np.maximum(worst, dist), worst)
+            if np.all(worst > leave):
+                break
+    return worst
+
+
+def _stays(case: Case, settings: Settings, r: float, X0: np.ndarray, steps: np.ndarray,
+           distance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Do runs judged converged at ``steps`` stay within target_tol of x̄ long enough?
+
+    Long enough is the predicted escape time from their distance d: a component c ≤ d
+    along the unstable mode grows as c·rᵗ and leaves the target_tol ball within
+    budget_factor·log(target_tol/d)/log r steps (+ 50); below d ≥ 1e-16·(1 + ‖x̄‖)
+    rounding re-excites it anyway. Returns (stayed, capped, horizon, max distance);
+    ``capped``: the horizon needed more than max_steps steps.
+    """
+    assert case.x_star is not None
+    floor = 1e-16 * (1.0 + float(np.linalg.norm(case.x_star)))
+    needed = np.array([step_budget(r, start=max(float(d), floor) if np.isfinite(d) else floor,
+                                   finish=max(settings.target_tol, floor),
+                                   factor=settings.budget_factor, maximum=10**12)
+                       for d in distance])
+    horizon = np.minimum(needed, settings.max_steps)
+    worst = _stay_distance(case.optimizer, case.function, X0, case.x_star, steps,
+                           steps + horizon, settings.target_tol)
+    stayed = worst <= settings.target_tol
+    return stayed, needed > horizon, horizon, worst
+
+
+def _confirm_convergence(case: Case, settings: Settings, r: float, res: RunResult,
+                         rows: np.ndarray, budget: int, escape: float
+                         ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Confirm the runs ``rows`` judged converged to x̄ although r ≥ 1 + δ (claim 2).
+
+    The engine's test (steps below tol and contracting) can fire on a transient: near an
+    unstable x̄ a decaying mode (an adaptive method's v, at rate β₂) dominates ‖Δz‖
+    while the unstable one is tiny. By the theorem only a measure-zero set of initial
+    points converges, so a convergence counts only when
+
+    1. the run, continued for its predicted escape time (:func:`_stays`), never leaves
+       the target_tol ball of x̄, and
+    2. so does each of CONFIRM_RESTARTS runs from initial points moved by
+       CONFIRM_PERTURBATION of their distance to x̄ (a positive-measure basin, not a
+       single trajectory that rounding put on x̄ or its stable manifold).
+
+    Kinds per row: "confirmed" (both hold), "transient" (the run left the ball),
+    "isolated" (it stayed, no restart did), "unconfirmed" (a horizon needed more than
+    max_steps, or only some restarts stayed: neither a pass nor a counterexample).
+    """
+    assert case.x_star is not None
+    X0 = case.X0[rows]
+    stayed, capped, horizon, worst = _stays(case, settings, r, X0, res.steps[rows],
+                                            res.distance[rows])
+    kinds: list[str] = []
+    details: list[dict[str, Any]] = []
+    for j, i in enumerate(rows):
+        info: dict[str, Any] = {"row": int(i), "converged_at_step": int(res.steps[i]),
+                                "distance": float(res.distance[i]),
+                                "horizon": int(horizon[j]),
+                                "max_distance_after": float(worst[j])}
+        if not stayed[j]:
+            kinds.append("transient")
+            details.append({**info, "kind": "transient"})
+            continue
+        rng = np.random.default_rng(np.frombuffer(case.X0[i].tobytes(), dtype=np.uint32))
+        U = rng.standard_normal((CONFIRM_RESTARTS, X0.shape[1]))
+        U /= np.linalg.norm(U, axis=1, keepdims=True)
+        d0 = max(float(np.linalg.norm(case.X0[i] - case.x_star)), 1e-300)
+        P = case.X0[i] + CONFIRM_PERTURBATION * d0 * U
+        sub = run(case.optimizer, case.function, P, target=case.x_star, tol=settings.tol,
+                  target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
+        hit = np.flatnonzero(sub.status == Status.CONVERGED_TARGET)
+        ok = np.zeros(CONFIRM_RESTARTS, dtype=bool)
+        open_ = np.zeros(CONFIRM_RESTARTS, dtype=bool)
+        if hit.size:
+            s_stay, s_cap, _, _ = _stays(case, settings, r, P[hit], sub.steps[hit],
+                                         sub.distance[hit])
+            ok[hit] = s_stay & ~s_cap
+            open_[hit] = s_stay & s_cap
+        open_ |= (sub.status == Status.UNDECIDED) & (sub.distance <= settings.target_tol)
+        if ok.all() and not capped[j]:
+            kind = "confirmed"
+        elif not (ok | open_).any() and not capped[j]:
+            kind = "isolated"
+        else:
+            kind = "unconfirmed"
+        kinds.append(kind)
+        details.append({**info, "kind": kind, "restarts_staying": int(ok.sum()),
+                        "restarts": CONFIRM_RESTARTS, "horizon_capped": bool(capped[j])})
+    return kinds, details
 
 
 def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
