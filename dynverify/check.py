@@ -37,6 +37,8 @@ from dynverify.claims import (
 )
 from dynverify.errors import NotDifferentiableError, ReportError
 from dynverify.functions import ScaledFunction, from_spec
+from dynverify.locality import LOCAL_RADIUS as _LOCAL_RADIUS
+from dynverify.locality import local_radius
 from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
 from dynverify.registry import Registration, resolve
@@ -50,9 +52,10 @@ PLACEMENT = {
 }
 N_LOCAL_POINTS = 8
 N_FREE_POINTS = 16
-#: initial points of local claims lie in a ball of this radius at most (and within the
-#: planted function's quadratic radius, where the quadratic part dominates)
-LOCAL_RADIUS = 1e-2
+#: initial points of local claims lie in a ball of this radius at most, shrunk so that
+#: every point the map evaluates stays within the planted function's quadratic radius
+#: (dynverify.locality)
+LOCAL_RADIUS = _LOCAL_RADIUS
 #: free runs start uniformly in a ball of this radius around the origin
 FREE_SPREAD = 2.0
 #: landscapes are multiplied by (one of these) × the filter's size
@@ -164,7 +167,7 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     except InvalidArgument as exc:
         note(f"no {placement} spectrum for {opt!r}: {exc}")
         return None
-    radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
+    radius = local_radius(opt, f, f.x_star, cap=LOCAL_RADIUS)[0]
     if not radius > 0:
         return None
     X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))

@@ -22,6 +22,7 @@ from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import FunctionError, NotDifferentiableError, OptimizerError
 from dynverify.functions import RotatedFunction, ScaledFunction, TestFunction
 from dynverify.linearize import apply_step, check_spectral_reduction, lifted_state, spectral_radius
+from dynverify.locality import into_ball, local_radius
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region
 
@@ -236,6 +237,22 @@ def _ball_radius(case: Case) -> float:
     return float(max(d.max(), 1e-300))
 
 
+def _local_case(case: Case, ev: dict[str, Any]) -> Case:
+    """The case with its starts pulled into the ball where the map's linearization governs.
+
+    Every point one step evaluates must stay where f is quadratic (see
+    :mod:`dynverify.locality`); starts outside that ball are moved onto its sphere, so a
+    recorded case drawn with a larger ball replays locally too.
+    """
+    from dataclasses import replace
+
+    assert case.x_star is not None
+    radius, amp = local_radius(case.optimizer, case.function, case.x_star)
+    X0, moved = into_ball(case.X0, case.x_star, radius)
+    ev.update(local_radius=radius, evaluation_amplification=amp, starts_moved=moved)
+    return replace(case, X0=X0) if moved else case
+
+
 def _escape(case: Case, settings: Settings, radius: float) -> float:
     x = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
     return settings.escape_factor * (1.0 + float(np.linalg.norm(x)) + radius)
@@ -329,11 +346,12 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         if r < 1.0 + settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r < 1 + δ",
                             settings, **ev)
-        radius = _ball_radius(case)
-        escape = _escape(case, settings, radius)
+        local = _local_case(case, ev)
+        radius = _ball_radius(local)
+        escape = _escape(local, settings, radius)
         budget = step_budget(r, start=settings.tol, finish=escape,
                              factor=settings.budget_factor, maximum=settings.max_steps)
-        res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
+        res = run(local.optimizer, local.function, local.X0, target=case.x_star, tol=settings.tol,
                   target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
         ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
         n_target = int(np.sum(res.status == Status.CONVERGED_TARGET))
@@ -361,13 +379,14 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
         if r > 1.0 - settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r > 1 − δ",
                             settings, **ev)
-        radius = _ball_radius(case)
+        local = _local_case(case, ev)
+        radius = _ball_radius(local)
         budget = step_budget(r, start=radius, finish=settings.tol,
                              factor=settings.budget_factor, minimum=100,
                              maximum=settings.max_steps)
-        res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
-                  target_tol=settings.target_tol, max_steps=budget,
-                  escape_radius=_escape(case, settings, radius))
+        res = run(local.optimizer, local.function, local.X0, target=local.x_star,
+                  tol=settings.tol, target_tol=settings.target_tol, max_steps=budget,
+                  escape_radius=_escape(local, settings, radius))
         ev.update(budget=budget, observed=_run_summary(res))
         counts = res.counts()
         bad = counts[Status.CONVERGED_ELSEWHERE] + counts[Status.ESCAPED] + counts[
@@ -553,7 +572,8 @@ def metamorphic(case: Case, settings: Settings = DEFAULT_SETTINGS,
     """Claim 5: each relation in ``case.relations`` holds step by step.
 
     Positions of the two set-ups must agree to metamorphic_rtol·max‖xₜ‖ for
-    metamorphic_steps steps (rows that become non-finite in both are ignored). Rotation
+    metamorphic_steps steps, compared only while both runs stay within the escape radius
+    (beyond it an unstable run's rounding differences grow without bound: not a bug). Rotation
     invariance is only expected of optimizers whose per-eigenvalue reduction holds.
     """
     name = "metamorphic"
@@ -576,14 +596,25 @@ def metamorphic(case: Case, settings: Settings = DEFAULT_SETTINGS,
                                     "why": "per-eigenvalue reduction fails: not expected"})
                     continue
             a, b, back = _relation_setups(rel, case, resolve)
+            center = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
+            spread = float(np.max(np.sqrt(np.sum((case.X0 - center) ** 2, axis=1)),
+                                  initial=0.0))
+            escape = _escape(case, settings, spread)
             Ta, Tb = _trajectory(a, settings.metamorphic_steps), _trajectory(
                 b, settings.metamorphic_steps)
             Tb = np.stack([back(x) for x in Tb])
-            # compare up to the first step where either run overflows (|x| > 1e100 or
-            # non-finite): past it, 0·∞ and the like differ without a bug
+            # compare only while both runs stay within the escape radius: past it an
+            # unstable run blows up super-exponentially, rounding differences are
+            # amplified without bound and 0·∞ and the like differ without a bug
             sane = np.all(np.isfinite(Ta) & np.isfinite(Tb), axis=(1, 2)) & (
-                np.max(np.abs(np.nan_to_num(Ta)), axis=(1, 2)) < 1e100)
+                np.max(np.abs(np.nan_to_num(Ta - center)), axis=(1, 2)) <= escape) & (
+                np.max(np.abs(np.nan_to_num(Tb - center)), axis=(1, 2)) <= escape)
             upto = int(np.argmin(sane)) if not sane.all() else len(sane)
+            if upto == 0:
+                results.append({"relation": str(rel), "holds": None, "steps_compared": 0,
+                                "why": "a run left the escape radius at step 1: nothing to "
+                                       "compare"})
+                continue
             both = np.zeros(Ta.shape, dtype=bool)
             both[:upto] = True
             size = np.max(np.abs(Ta[:upto]), axis=(1, 2), keepdims=True) if upto else None
