@@ -42,6 +42,7 @@ from dynverify.locality import local_radius
 from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
 from dynverify.registry import Registration, resolve
+from dynverify.reproducibility import fixed_constants
 
 #: which spectra each planted-point claim draws relative to the filter
 PLACEMENT = {
@@ -318,7 +319,9 @@ def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
     start = time.perf_counter()
     error: BaseException | None = None
     try:
-        prop()
+        # the same seed must draw the same cases whatever modules are loaded
+        with fixed_constants():
+            prop()
     except Exception as exc:  # noqa: BLE001 -- one broken claim must not stop the others
         error = exc
     runner.result.seconds = time.perf_counter() - start

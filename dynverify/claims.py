@@ -25,6 +25,7 @@ from dynverify.linearize import apply_step, check_spectral_reduction, lifted_sta
 from dynverify.locality import into_ball, local_radius
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region
+from dynverify.reproducibility import stable_seed
 
 
 class Outcome(str, enum.Enum):
@@ -488,7 +489,8 @@ def _attracts(opt: Optimizer, f: TestFunction, x: np.ndarray, settings: Settings
     "Near" is within 10δ: on a manifold of minima the run lands on a neighbouring point.
     """
     x = np.asarray(x, dtype=float)
-    rng = np.random.default_rng(abs(hash(x.tobytes())) % 2**32)
+    # a stable hash: the same limit gets the same directions in every process
+    rng = np.random.default_rng(stable_seed(x.tobytes()))
     U = rng.standard_normal((n, x.size))
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     delta = 1e-4 * (1.0 + float(np.linalg.norm(x)))
