@@ -8,7 +8,7 @@ where each optimizer's filter allows.
 """
 
 from dynverify import functions, optimizers
-from dynverify.check import CheckResult, check_optimizer, replay
+from dynverify.check import CheckResult, ClaimResult, ClaimStatus, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
 from dynverify.derive import DerivationWarning, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
@@ -35,6 +35,8 @@ __all__ = [
     "CLAIMS",
     "Case",
     "CheckResult",
+    "ClaimResult",
+    "ClaimStatus",
     "Outcome",
     "Registration",
     "Settings",

@@ -8,6 +8,7 @@ case is recorded, and a counterexample is shrunk to a minimal one and written to
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import time
@@ -67,9 +68,37 @@ class _Counterexample(AssertionError):
     """Raised inside the property so that Hypothesis shrinks the case."""
 
 
+class ClaimStatus(str, enum.Enum):
+    """The verdict on one claim (or, worst first, on all claims of an optimizer).
+
+    - ``counterexample``: some case failed (a minimal one is recorded);
+    - ``error``: the run itself broke;
+    - ``not verified``: no case failed but too few were decided (see
+      :attr:`ClaimResult.decided_enough`), or an ``outside_hypotheses`` exemption was
+      not confirmed by measurement;
+    - ``outside hypotheses``: every case was outside the theorem's hypotheses, each
+      confirmed by measuring that the map is not differentiable at the fixed point;
+    - ``verified``: enough decided cases, none failed.
+    """
+
+    COUNTEREXAMPLE = "counterexample"
+    ERROR = "error"
+    NOT_VERIFIED = "not verified"
+    OUTSIDE_HYPOTHESES = "outside hypotheses"
+    VERIFIED = "verified"
+
+    @property
+    def failed(self) -> bool:
+        return self in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR)
+
+
+#: inconclusive reasons that mean "the theorem does not apply here (measured)"
+OUTSIDE_REASONS = frozenset({"outside-hypotheses"})
+
+
 @dataclass
 class ClaimResult:
-    """Outcome counts of one claim on one optimizer."""
+    """Outcome counts of one claim on one optimizer, and the verdict they support."""
 
     optimizer: str
     claim: str
@@ -80,18 +109,64 @@ class ClaimResult:
     counterexample_path: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    min_decided_fraction: float = DEFAULT_SETTINGS.min_decided_fraction
+    min_decided: int = DEFAULT_SETTINGS.min_decided
+
+    @property
+    def cases(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def decided(self) -> int:
+        """Cases that reached a verdict (passes; a counterexample ends the run)."""
+        return self.counts["pass"]
+
+    @property
+    def within_hypotheses(self) -> int:
+        """Cases to which the theorem applies (all but measured-outside ones)."""
+        return self.cases - sum(self.reasons[r] for r in OUTSIDE_REASONS)
+
+    @property
+    def decided_enough(self) -> bool:
+        """decided ≥ min_decided and decided ≥ min_decided_fraction × within_hypotheses."""
+        return (self.decided >= self.min_decided
+                and self.decided >= self.min_decided_fraction * self.within_hypotheses)
+
+    @property
+    def status(self) -> ClaimStatus:
+        if self.error is not None:
+            return ClaimStatus.ERROR
+        if self.counterexample is not None:
+            return ClaimStatus.COUNTEREXAMPLE
+        if self.reasons["exemption-not-confirmed"]:
+            return ClaimStatus.NOT_VERIFIED
+        if self.cases and self.within_hypotheses == 0:
+            return ClaimStatus.OUTSIDE_HYPOTHESES
+        return ClaimStatus.VERIFIED if self.decided_enough else ClaimStatus.NOT_VERIFIED
 
     @property
     def ok(self) -> bool:
-        return self.counterexample is None and self.error is None
+        """Verified, or (measurably) outside the theorem's hypotheses."""
+        return self.status in (ClaimStatus.VERIFIED, ClaimStatus.OUTSIDE_HYPOTHESES)
+
+    def why_not_verified(self) -> str:
+        """One line: decided cases against the threshold, and the inconclusive reasons."""
+        reasons = ", ".join(f"{r} ×{n}" for r, n in self.reasons.most_common())
+        if self.reasons["exemption-not-confirmed"]:
+            head = (f"the optimizer's outside_hypotheses exemption was not confirmed: its map "
+                    f"is differentiable at {self.reasons['exemption-not-confirmed']} fixed "
+                    "points")
+        else:
+            head = (f"{self.decided} of {self.within_hypotheses} cases decided (needs "
+                    f"≥ {self.min_decided} and ≥ {self.min_decided_fraction:.0%})")
+        return f"{head}; inconclusive: {reasons or 'none'}"
 
     def row(self) -> list[Any]:
-        return [self.optimizer, self.claim, sum(self.counts.values()), self.counts["pass"],
-                self.counts["counterexample"], self.counts["inconclusive"],
-                f"{self.closest:.3g}" if math.isfinite(self.closest) else "—"]
+        return summary_row(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer, "claim": self.claim, "counts": dict(self.counts),
+        return {"optimizer": self.optimizer, "claim": self.claim,
+                "status": self.status.value, "counts": dict(self.counts),
                 "reasons": dict(self.reasons),
                 "closest": self.closest if math.isfinite(self.closest) else None,
                 "counterexample": self.counterexample_path, "error": self.error,
@@ -99,33 +174,62 @@ class ClaimResult:
 
 
 SUMMARY_HEADERS = ["optimizer", "claim", "cases", "pass", "counterexample", "inconclusive",
-                   "closest |r-1|"]
+                   "closest |r-1|", "status"]
+
+
+def summary_row(r: dict[str, Any]) -> list[Any]:
+    """The summary-table row of a :meth:`ClaimResult.to_json` record."""
+    c = r["counts"]
+    closest = r.get("closest")
+    return [r["optimizer"], r["claim"], sum(c.values()),
+            c.get("pass", 0), c.get("counterexample", 0), c.get("inconclusive", 0),
+            f"{closest:.3g}" if isinstance(closest, float) and math.isfinite(closest)
+            else "—", r.get("status", "—")]
+
+
+def worst_status(statuses: Iterable[ClaimStatus]) -> ClaimStatus:
+    """The overall verdict: counterexample > error > not verified > outside > verified."""
+    order = list(ClaimStatus)
+    return min(statuses, key=order.index, default=ClaimStatus.NOT_VERIFIED)
 
 
 @dataclass
 class CheckResult:
-    """The claims' results for one optimizer; ``ok`` when nothing failed."""
+    """The claims' results for one optimizer.
+
+    ``status`` is the worst claim status; ``ok`` is True only when every claim is
+    verified or measurably outside the hypotheses (never when too little was decided).
+    """
 
     optimizer: str
     results: list[ClaimResult]
     run_dir: str | None = None
 
     @property
+    def status(self) -> ClaimStatus:
+        return worst_status(r.status for r in self.results)
+
+    @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return bool(self.results) and all(r.ok for r in self.results)
 
     def __str__(self) -> str:
         from tabulate import tabulate
 
-        lines = [tabulate([r.row() for r in self.results], headers=SUMMARY_HEADERS)]
+        lines = [f"{self.optimizer}: {self.status.value}",
+                 tabulate([r.row() for r in self.results], headers=SUMMARY_HEADERS)]
         for r in self.results:
             if r.error:
                 lines.append(f"ERROR {r.optimizer}/{r.claim}: {r.error}")
             if r.counterexample:
                 v = r.counterexample["verdict"]
-                lines.append(f"COUNTEREXAMPLE {r.optimizer}/{r.claim}: {v['reason']}"
+                fact = v.get("evidence", {}).get("key_fact") or v["reason"]
+                lines.append(f"COUNTEREXAMPLE {r.optimizer}/{r.claim}: {fact}"
+                             + (f"\n  reason: {v['reason']}" if fact != v["reason"] else "")
                              + (f"\n  replay: dynverify replay {r.counterexample_path}"
                                 if r.counterexample_path else ""))
+            elif r.status is ClaimStatus.NOT_VERIFIED:
+                lines.append(f"NOT VERIFIED {r.optimizer}/{r.claim}: {r.why_not_verified()}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -134,6 +238,8 @@ class CheckResult:
 # -- case generation ---------------------------------------------------------------------
 
 def _region_or_none(opt: Any) -> Region | None:
+    if opt.region is not None:  # declared (an exemption is measured by the claims)
+        return opt.region
     if opt.outside_hypotheses:
         return None
     try:
@@ -244,7 +350,9 @@ class ClaimRunner:
             raise ValueError(f"unknown claim {claim!r}; known: {', '.join(CLAIMS)}")
         self.reg, self.claim, self.writer, self.settings = reg, claim, writer, settings
         self.on_case = on_case
-        self.result = ClaimResult(reg.name, claim)
+        self.result = ClaimResult(reg.name, claim,
+                                  min_decided_fraction=settings.min_decided_fraction,
+                                  min_decided=settings.min_decided)
         self.failing: tuple[Case, Verdict] | None = None
 
     def strategy(self) -> st.SearchStrategy[Case | None]:

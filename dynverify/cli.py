@@ -1,8 +1,10 @@
 """Command line: ``dynverify regions | check | report | replay``.
 
-Exit status: 0 when nothing failed, 1 when a counterexample was found (or reproduces on
-replay), 2 for usage errors (unknown optimizer, unimportable module, bad option, a
-malformed counterexample file).
+Exit status: 0 when every claim is verified (or measurably outside the theorem's
+hypotheses), 1 when a counterexample was found (or reproduces on replay), 2 for usage
+errors (unknown optimizer, unimportable module, bad option, a malformed counterexample
+file), 3 when nothing failed but some claim is *not verified* (too few decided cases, or
+an ``outside_hypotheses`` exemption that measurement did not confirm).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, NoReturn
 
 from tabulate import tabulate
 
-EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE, EXIT_NOT_VERIFIED = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -133,7 +135,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from hypothesis import settings as hsettings
     from tqdm import tqdm
 
-    from dynverify.check import SUMMARY_HEADERS, run_claim
+    from dynverify.check import SUMMARY_HEADERS, ClaimStatus, run_claim
     from dynverify.claims import CLAIMS
     from dynverify.profiles import register_profiles
     from dynverify.records import RunWriter
@@ -168,7 +170,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     writer.summary({"results": [r.to_json() for r in results]})
     writer.close()
     print(tabulate([r.row() for r in results], headers=SUMMARY_HEADERS, tablefmt=args.format))
-    bad = False
+    bad = unverified = False
     for r in results:
         if r.error:
             bad = True
@@ -176,13 +178,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         if r.counterexample:
             bad = True
             v = r.counterexample["verdict"]
-            why = v["reason"]
-            if v.get("evidence", {}).get("error"):  # a broken optimizer: say what broke
-                why += f": {v['evidence']['error']}"
-            print(f"counterexample {r.optimizer}/{r.claim}: {why}"
-                  f"\n    dynverify replay {r.counterexample_path}")
+            fact = v.get("evidence", {}).get("key_fact") or v["reason"]
+            print(f"counterexample {r.optimizer}/{r.claim}: {fact}"
+                  + (f"\n    ({v['reason']})" if fact != v["reason"] else "")
+                  + f"\n    dynverify replay {r.counterexample_path}")
+        elif r.status is ClaimStatus.NOT_VERIFIED:
+            unverified = True
+            print(f"not verified {r.optimizer}/{r.claim}: {r.why_not_verified()}")
     print(f"records: {writer.dir}")
-    return EXIT_COUNTEREXAMPLE if bad else EXIT_OK
+    if bad:
+        return EXIT_COUNTEREXAMPLE
+    return EXIT_NOT_VERIFIED if unverified else EXIT_OK
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -309,14 +315,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _fail(str(exc))
     rec, new = rep.recorded, rep.verdict
     old = rec["verdict"]
+    # the one fact that makes it a counterexample comes first
+    print(f"counterexample: {old.get('evidence', {}).get('key_fact') or old['reason']}")
     print(f"claim:      {rec['claim']}")
     print(f"optimizer:  {rec['optimizer']['name']}({rec['optimizer'].get('hyperparameters')})")
     print(f"function:   {rec.get('function_repr', '')}")
     ev = new.evidence
     rows = [["verdict", f"{old['outcome']} ({old['reason']})",
-             f"{new.outcome.value} ({new.reason})"]]
-    for key in ("spectral_radius", "predicted", "spectrum", "region_str", "derived_region",
-                "witness"):
+             f"{new.outcome.value} ({new.reason})"],
+            ["key fact", old.get("evidence", {}).get("key_fact", "—"),
+             ev.get("key_fact", "—")]]
+    for key in ("failing_limits", "noncritical_limits", "spectral_radius", "predicted",
+                "spectrum", "region_str", "derived_region", "witness"):
         if key in ev or key in old.get("evidence", {}):
             rows.append([key, json.dumps(old.get("evidence", {}).get(key), ensure_ascii=False),
                          json.dumps(ev.get(key), ensure_ascii=False)])

@@ -60,8 +60,11 @@ def evaluation_amplification(opt: Optimizer, f: TestFunction, x_star: Any, *,
                              h: float = 1e-7) -> float:
     """A ≥ 1: how much farther from x̄ than x the points evaluated by one step lie.
 
-    Measured at x̄ ± h·eⱼ (h relative to 1 + ‖x̄‖). Returns 1 when the step cannot be
-    measured (it raises or returns non-finite values): the claims report that themselves.
+    Measured at x̄ ± h·eⱼ and x̄ ± 2h·eⱼ (h relative to 1 + ‖x̄‖). Returns 1 when the step
+    cannot be measured (it raises or returns non-finite values: the claims report that
+    themselves) or when the evaluated points do not move linearly with x (a map that is
+    not differentiable at x̄, such as normalized SAM, whose perturbation has length ρ at
+    every x: no ball makes it local, and its claims are outside the hypotheses anyway).
 
     Example:
         >>> from dynverify.optimizers import two_step_usam
@@ -75,7 +78,7 @@ def evaluation_amplification(opt: Optimizer, f: TestFunction, x_star: Any, *,
     d = xs.size
     step = h * (1.0 + float(np.max(np.abs(xs), initial=0.0)))
     E = np.eye(d)
-    X = xs[None, :] + step * np.concatenate([E, -E])
+    X = xs[None, :] + step * np.concatenate([E, -E, 2 * E, -2 * E])
     oracle = _RecordingOracle(f)
     try:
         with np.errstate(all="ignore"):
@@ -85,12 +88,13 @@ def evaluation_amplification(opt: Optimizer, f: TestFunction, x_star: Any, *,
     amp = 1.0
     for Y in oracle.points:
         if Y.shape != X.shape or not np.all(np.isfinite(Y)):
-            if Y.ndim == 2 and Y.shape[1] == d and np.all(np.isfinite(Y)):
-                # a call on a subset of rows: bound by the farthest point it evaluates
-                amp = max(amp, float(np.max(np.linalg.norm(Y - xs, axis=1))) / step)
-            continue
-        M = (Y[:d] - Y[d:]).T / (2.0 * step)  # column j: response to eⱼ
-        amp = max(amp, float(np.linalg.norm(M, 2)))
+            return 1.0  # a call on some rows only, or non-finite points: not measurable
+        M1 = (Y[:d] - Y[d:2 * d]).T / (2.0 * step)  # column j: response to eⱼ
+        M2 = (Y[2 * d:3 * d] - Y[3 * d:]).T / (4.0 * step)
+        a1, a2 = float(np.linalg.norm(M1, 2)), float(np.linalg.norm(M2, 2))
+        if not abs(a1 - a2) <= 1e-3 * max(a1, a2, 1.0):
+            return 1.0  # the evaluated points do not move linearly with x
+        amp = max(amp, a1)
     return amp if math.isfinite(amp) else 1.0
 
 

@@ -12,7 +12,6 @@ Options:
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -131,16 +130,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     from tabulate import tabulate
 
-    from dynverify.check import SUMMARY_HEADERS
+    from dynverify.check import SUMMARY_HEADERS, summary_row
 
-    rows = []
-    for r in sorted(_COLLECTED, key=lambda r: (r["optimizer"], r["claim"])):
-        c = r["counts"]
-        closest = r.get("closest")
-        rows.append([r["optimizer"], r["claim"], sum(c.values()), c.get("pass", 0),
-                     c.get("counterexample", 0), c.get("inconclusive", 0),
-                     f"{closest:.3g}" if isinstance(closest, float) and math.isfinite(closest)
-                     else "—"])
+    rows = [summary_row(r) for r in sorted(_COLLECTED,
+                                           key=lambda r: (r["optimizer"], r["claim"]))]
     tr = terminalreporter
     tr.section("dynverify summary")
     tr.write_line(tabulate(rows, headers=SUMMARY_HEADERS))

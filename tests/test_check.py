@@ -60,8 +60,16 @@ def test_a_nan_returning_optimizer_is_named_as_such(tmp_path):
 
 
 def test_sam_is_reported_outside_the_hypotheses():
-    res = check_optimizer("sam", claims=["filter_agrees", "stable_converges"], profile="ci")
-    assert res.ok
+    from hypothesis import strategies as st
+
+    from dynverify.check import ClaimStatus
+
+    # ρ > 0 (at ρ = 0 normalized SAM is gradient descent and declares its filter)
+    hp = st.fixed_dictionaries({"lr": st.floats(0.01, 1.0), "rho": st.floats(0.01, 2.0)})
+    res = check_optimizer("sam", claims=["filter_agrees", "stable_converges",
+                                         "convergence_filters"], profile="ci",
+                          hyperparameters=hp)
+    assert res.ok and res.status is ClaimStatus.OUTSIDE_HYPOTHESES
     for cr in res.results:
         assert cr.counts["inconclusive"] > 0 and cr.counts["pass"] == 0
         assert set(cr.reasons) == {"outside-hypotheses"}
