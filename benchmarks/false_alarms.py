@@ -95,7 +95,7 @@ def table(files: list[Path]) -> str:
         a["decided"] += c.get("pass", 0)
         a["inconclusive"] += c.get("inconclusive", 0)
         a["counterexamples"] += c.get("counterexample", 0)
-        a["statuses"][i.get("status", "?")] += 1
+        a["statuses"][_status(i)] += 1
         a["seconds"] += i["seconds"]
     rows = []
     for (opt, claim), a in sorted(agg.items()):
@@ -116,6 +116,19 @@ def table(files: list[Path]) -> str:
             lines.append(f"COUNTEREXAMPLE seed {i['seed']} {i['optimizer']}/{i['claim']}: "
                          f"{i.get('key_fact')}  ({i.get('counterexample')})")
     return "\n".join(lines)
+
+
+def _status(item: dict[str, Any]) -> str:
+    """The item's verdict under the current definitions (recomputed from its counts)."""
+    from collections import Counter
+
+    from dynverify.check import ClaimResult
+
+    r = ClaimResult(item["optimizer"], item["claim"], counts=Counter(item["counts"]),
+                    reasons=Counter(item.get("reasons", {})), error=item.get("error"),
+                    counterexample={"file": item["counterexample"]}
+                    if item.get("counterexample") else None)
+    return r.status.value
 
 
 def _now() -> str:

@@ -73,7 +73,9 @@ class ClaimStatus(str, enum.Enum):
 
     - ``counterexample``: some case failed (a minimal one is recorded);
     - ``error``: the run itself broke;
-    - ``not verified``: no case failed but too few were decided (see
+    - ``not verified``: no case failed but too few were decided: fewer than
+      ``Settings.min_decided`` passes, or passes below ``Settings.min_decided_fraction``
+      of the *applicable* cases (within the hypotheses, premise met; see
       :attr:`ClaimResult.decided_enough`), or an ``outside_hypotheses`` exemption was
       not confirmed by measurement;
     - ``outside hypotheses``: every case was outside the theorem's hypotheses, each
@@ -94,6 +96,9 @@ class ClaimStatus(str, enum.Enum):
 
 #: inconclusive reasons that mean "the theorem does not apply here (measured)"
 OUTSIDE_REASONS = frozenset({"outside-hypotheses"})
+#: inconclusive reasons (prefixes) of cases that did not test the claim at all: the drawn
+#: spectrum did not meet the claim's premise, or no case could be drawn
+UNTESTED_REASONS = ("premise-not-met", "no-such-case")
 
 
 @dataclass
@@ -127,10 +132,16 @@ class ClaimResult:
         return self.cases - sum(self.reasons[r] for r in OUTSIDE_REASONS)
 
     @property
+    def applicable(self) -> int:
+        """Cases within the hypotheses that tested the claim (premise met)."""
+        untested = sum(n for r, n in self.reasons.items() if r.startswith(UNTESTED_REASONS))
+        return self.within_hypotheses - untested
+
+    @property
     def decided_enough(self) -> bool:
-        """decided ≥ min_decided and decided ≥ min_decided_fraction × within_hypotheses."""
+        """decided ≥ min_decided and decided ≥ min_decided_fraction × applicable."""
         return (self.decided >= self.min_decided
-                and self.decided >= self.min_decided_fraction * self.within_hypotheses)
+                and self.decided >= self.min_decided_fraction * self.applicable)
 
     @property
     def status(self) -> ClaimStatus:
@@ -157,8 +168,9 @@ class ClaimResult:
                     f"is differentiable at {self.reasons['exemption-not-confirmed']} fixed "
                     "points")
         else:
-            head = (f"{self.decided} of {self.within_hypotheses} cases decided (needs "
-                    f"≥ {self.min_decided} and ≥ {self.min_decided_fraction:.0%})")
+            head = (f"{self.decided} of {self.applicable} applicable cases decided (needs "
+                    f"≥ {self.min_decided} and ≥ {self.min_decided_fraction:.0%}; "
+                    f"{self.cases} cases in all)")
         return f"{head}; inconclusive: {reasons or 'none'}"
 
     def row(self) -> list[Any]:

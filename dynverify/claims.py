@@ -56,10 +56,11 @@ class Settings:
         free_steps: step budget of the free runs of claim 4.
         region_rtol: claim 1 also requires a declared filter to equal the derived one
             within region_rtol·scale.
-        min_decided_fraction, min_decided: a claim is *verified* only when at least
-            min_decided cases and min_decided_fraction of its cases within the theorem's
-            hypotheses were decided (passed) and none failed; otherwise it is *not
-            verified* (see :class:`dynverify.check.ClaimResult`).
+        min_decided_fraction, min_decided: a claim is *verified* only when none of its
+            cases failed, at least min_decided cases passed, and the passes are at least
+            min_decided_fraction of its applicable cases (within the theorem's hypotheses
+            and meeting the claim's premise); otherwise it is *not verified* (see
+            :class:`dynverify.check.ClaimResult`).
     """
 
     boundary_band: float = 0.02
@@ -77,7 +78,7 @@ class Settings:
     free_steps: int = 2000
     region_rtol: float = 1e-6
     min_decided_fraction: float = 0.5
-    min_decided: int = 1
+    min_decided: int = 5
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

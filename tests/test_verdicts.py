@@ -32,10 +32,19 @@ def _result(reasons: dict[str, int] | None = None, passes: int = 0, **kw) -> Cla
 
 
 def test_all_inconclusive_is_not_verified_and_not_ok() -> None:
-    r = _result({"premise-not-met: r > 1 − δ": 160})
+    r = _result({"premise-not-met: r > 1 − δ": 150, "boundary-band": 10})
     assert r.status is ClaimStatus.NOT_VERIFIED and not r.ok
-    assert "0 of 160 cases decided" in r.why_not_verified()
-    assert "premise-not-met: r > 1 − δ ×160" in r.why_not_verified()
+    assert "0 of 10 applicable cases decided" in r.why_not_verified()
+    assert "premise-not-met: r > 1 − δ ×150" in r.why_not_verified()
+
+
+def test_cases_that_missed_the_premise_do_not_dilute_the_decided_fraction() -> None:
+    # 490 decided, 510 drawn spectra that did not meet the premise: enough evidence
+    r = _result({"premise-not-met: r < 1 + δ": 510}, passes=490)
+    assert r.applicable == 490 and r.status is ClaimStatus.VERIFIED
+    # ... but undecided applicable cases do
+    r = _result({"premise-not-met: r < 1 + δ": 500, "budget-exhausted": 300}, passes=200)
+    assert r.status is ClaimStatus.NOT_VERIFIED
 
 
 @pytest.mark.parametrize(("passes", "inconclusive", "fraction", "expected"), [
@@ -43,7 +52,8 @@ def test_all_inconclusive_is_not_verified_and_not_ok() -> None:
     (19, 21, 0.5, ClaimStatus.NOT_VERIFIED),
     (36, 4, 0.9, ClaimStatus.VERIFIED),
     (35, 5, 0.9, ClaimStatus.NOT_VERIFIED),
-    (1, 0, 0.5, ClaimStatus.VERIFIED),
+    (5, 0, 0.5, ClaimStatus.VERIFIED),
+    (4, 0, 0.5, ClaimStatus.NOT_VERIFIED),     # fewer than min_decided = 5 passes
     (0, 0, 0.5, ClaimStatus.NOT_VERIFIED),     # no case at all
 ])
 def test_decided_fraction_threshold(passes, inconclusive, fraction, expected) -> None:  # type: ignore[no-untyped-def]
@@ -57,6 +67,7 @@ def test_measured_outside_cases_do_not_count_against_the_threshold() -> None:
     assert _result({"outside-hypotheses": 40}).ok
     # 5 cases within the hypotheses, all decided
     assert _result({"outside-hypotheses": 35}, passes=5).status is ClaimStatus.VERIFIED
+    assert _result({"outside-hypotheses": 35}, passes=4).status is ClaimStatus.NOT_VERIFIED
 
 
 def test_an_unconfirmed_exemption_is_never_verified() -> None:
