@@ -243,3 +243,14 @@ def test_settings_threshold_is_used() -> None:
                           settings=Settings(min_decided_fraction=1.0, min_decided=10_000))
     (cr,) = res.results
     assert cr.status is ClaimStatus.NOT_VERIFIED and cr.counterexample is None
+
+
+def test_unstable_claim_does_not_report_a_start_on_the_stable_manifold() -> None:
+    # saddle (1, −1) of gradient descent: a start exactly on the stable axis converges,
+    # a start moved off it escapes; one lucky point is not a counterexample
+    gd = gradient_descent(lr=0.5)
+    case = Case(gd, PlantedFunction([1.0, -1.0]), np.array([[1e-3, 0.0]]),
+                x_star=np.zeros(2), spectrum=(1.0, -1.0))
+    v = unstable_no_convergence(case)
+    assert v.outcome is not Outcome.COUNTEREXAMPLE, v
+
