@@ -17,6 +17,7 @@ from dynverify.optimizers import (
     hessian_usam,
     nesterov,
     penalty_sam,
+    sam,
     two_step_usam,
     usam,
 )
@@ -70,7 +71,10 @@ def test_broken_rotation_invariance_still_caught_before_escape() -> None:
 
 
 @pytest.mark.parametrize("name", ["deep_seed12_two_step_usam_stable_converges",
-                                  "deep_seed11_usam_metamorphic"])
+                                  "deep_seed11_usam_metamorphic",
+                                  # normalized SAM from starts 1e-9 from x̄ = (0, 1, 0, 0):
+                                  # ∇f/‖∇f‖ amplifies rounding of x − x̄ to 1.6e-7
+                                  "ci_sam_metamorphic_rounding"])
 def test_recorded_deep_false_alarms_replay_as_passes(name: str) -> None:
     rep = replay(DATA / f"{name}.json")
     assert rep.recorded["verdict"]["outcome"] == "counterexample"
@@ -86,6 +90,8 @@ def test_recorded_deep_false_alarms_replay_as_passes(name: str) -> None:
     (hessian_usam(lr=0.01, rho=0.5), [2.0, -1.0], 3.0),            # 1 + ρλ²
     (penalty_sam(lr=0.01, rho=0.5), [4.0, 1.0], 1.0),              # evaluates at x only
     (nesterov(lr=0.1, momentum=0.9), [1.0, 2.0], 1.0),             # y = x at init
+    # normalized SAM evaluates at distance ρ whatever x: not linear, no ball helps
+    (sam(lr=0.1, rho=0.5), [3.0, -2.0], 1.0),
 ])
 def test_evaluation_amplification_by_hand(opt, lams, expected) -> None:  # type: ignore[no-untyped-def]
     Q = np.array([[np.cos(0.7), -np.sin(0.7)], [np.sin(0.7), np.cos(0.7)]])
