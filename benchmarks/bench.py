@@ -418,7 +418,8 @@ def bench_claims(names: list[str], claims: list[str], profile: str) -> list[dict
         for claim in claims:
             t0 = time.perf_counter()
             try:
-                res = check_optimizer(name, profile=profile, claims=[claim]).results[0]
+                res = check_optimizer(name, profile=profile, claims=[claim],
+                                      reports=None).results[0]
             except Exception as exc:  # noqa: BLE001 -- one broken claim must not stop the rest
                 rows.append({"optimizer": name, "claim": claim,
                              "pending": f"{type(exc).__name__}: {exc}"[:300],

@@ -7,7 +7,10 @@ spectra, iterates optimizers near them and checks that convergence happens exact
 where each optimizer's filter allows.
 """
 
+# first: maps dynverify.strategies to the repository's strategies/ in a source tree
+from dynverify import _source_tree  # noqa: F401, I001
 from dynverify import functions, optimizers
+from dynverify.assertions import VerificationError, assert_verified
 from dynverify.check import CheckResult, ClaimResult, ClaimStatus, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
 from dynverify.derive import DerivationWarning, derive_region, filter_function
@@ -41,6 +44,8 @@ __all__ = [
     "Registration",
     "Settings",
     "Verdict",
+    "VerificationError",
+    "assert_verified",
     "check_optimizer",
     "register_optimizer",
     "registered",

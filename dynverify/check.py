@@ -25,6 +25,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from dynverify import summary
 from dynverify.claims import (
     CLAIMS,
     DEFAULT_SETTINGS,
@@ -42,7 +43,7 @@ from dynverify.locality import LOCAL_RADIUS as _LOCAL_RADIUS
 from dynverify.locality import local_radius
 from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
-from dynverify.registry import Registration, resolve
+from dynverify.registry import Registration, missing_hyperparameters, resolve
 from dynverify.reproducibility import fixed_constants
 
 #: which spectra each planted-point claim draws relative to the filter
@@ -174,7 +175,28 @@ class ClaimResult:
         return f"{head}; inconclusive: {reasons or 'none'}"
 
     def row(self) -> list[Any]:
-        return summary_row(self.to_json())
+        """The cells of the summary table (dynverify.summary.COLUMNS)."""
+        return summary.row(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClaimResult:
+        """Inverse of :meth:`to_json`; the counterexample record is read from its file."""
+        closest = data.get("closest")
+        path = data.get("counterexample")
+        record = None
+        if isinstance(path, str):
+            try:
+                record = read_counterexample(path)
+            except ReportError:
+                record = None
+        thresholds = {k: data[k] for k in ("min_decided_fraction", "min_decided")
+                      if isinstance(data.get(k), (int, float))}
+        return cls(str(data.get("optimizer")), str(data.get("claim")),
+                   counts=Counter(data.get("counts") or {}),
+                   reasons=Counter(data.get("reasons") or {}),
+                   closest=float(closest) if isinstance(closest, (int, float)) else math.inf,
+                   counterexample=record, counterexample_path=path, error=data.get("error"),
+                   seconds=float(data.get("seconds") or 0.0), **thresholds)
 
     def to_json(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer, "claim": self.claim,
@@ -182,21 +204,13 @@ class ClaimResult:
                 "reasons": dict(self.reasons),
                 "closest": self.closest if math.isfinite(self.closest) else None,
                 "counterexample": self.counterexample_path, "error": self.error,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3),
+                "min_decided_fraction": self.min_decided_fraction,
+                "min_decided": self.min_decided}
 
 
-SUMMARY_HEADERS = ["optimizer", "claim", "cases", "pass", "counterexample", "inconclusive",
-                   "closest |r-1|", "status"]
-
-
-def summary_row(r: dict[str, Any]) -> list[Any]:
-    """The summary-table row of a :meth:`ClaimResult.to_json` record."""
-    c = r["counts"]
-    closest = r.get("closest")
-    return [r["optimizer"], r["claim"], sum(c.values()),
-            c.get("pass", 0), c.get("counterexample", 0), c.get("inconclusive", 0),
-            f"{closest:.3g}" if isinstance(closest, float) and math.isfinite(closest)
-            else "—", r.get("status", "—")]
+#: the summary table's headers (kept for callers of the old name; see dynverify.summary)
+SUMMARY_HEADERS = summary.headers()
 
 
 def worst_status(statuses: Iterable[ClaimStatus]) -> ClaimStatus:
@@ -211,11 +225,15 @@ class CheckResult:
 
     ``status`` is the worst claim status; ``ok`` is True only when every claim is
     verified or measurably outside the hypotheses (never when too little was decided).
+    ``str(result)`` is the verdict, the summary table, the counterexamples' key facts and
+    replay commands and why claims are not verified; :meth:`raise_for_failure` raises it
+    as an ``AssertionError``.
     """
 
     optimizer: str
     results: list[ClaimResult]
     run_dir: str | None = None
+    profile: str | None = None  #: name of the Hypothesis profile the claims ran under
 
     @property
     def status(self) -> ClaimStatus:
@@ -226,25 +244,26 @@ class CheckResult:
         return bool(self.results) and all(r.ok for r in self.results)
 
     def __str__(self) -> str:
-        from tabulate import tabulate
+        return (f"{self.optimizer}: {self.status.value}\n"
+                + summary.render_text(self.results, run_dir=self.run_dir))
 
-        lines = [f"{self.optimizer}: {self.status.value}",
-                 tabulate([r.row() for r in self.results], headers=SUMMARY_HEADERS)]
-        for r in self.results:
-            if r.error:
-                lines.append(f"ERROR {r.optimizer}/{r.claim}: {r.error}")
-            if r.counterexample:
-                v = r.counterexample["verdict"]
-                fact = v.get("evidence", {}).get("key_fact") or v["reason"]
-                lines.append(f"COUNTEREXAMPLE {r.optimizer}/{r.claim}: {fact}"
-                             + (f"\n  reason: {v['reason']}" if fact != v["reason"] else "")
-                             + (f"\n  replay: dynverify replay {r.counterexample_path}"
-                                if r.counterexample_path else ""))
-            elif r.status is ClaimStatus.NOT_VERIFIED:
-                lines.append(f"NOT VERIFIED {r.optimizer}/{r.claim}: {r.why_not_verified()}")
-        return "\n".join(lines)
+    def __repr__(self) -> str:
+        bad = sum(not r.ok for r in self.results)
+        return (f"CheckResult(optimizer={self.optimizer!r}, ok={self.ok}, "
+                f"claims={len(self.results)}, failed={bad}, run_dir={self.run_dir!r})")
 
-    __repr__ = __str__
+    def raise_for_failure(self) -> CheckResult:
+        """Raise :class:`dynverify.VerificationError` (an AssertionError) unless ``ok``.
+
+        The message is the summary table, each counterexample's one-line reason and its
+        replay command. Returns the result itself when nothing failed.
+        """
+        __tracebackhide__ = True  # pytest: the failure points at the user's call
+        if not self.ok:
+            from dynverify.assertions import VerificationError, failure_message
+
+            raise VerificationError(failure_message(self))
+        return self
 
 
 # -- case generation ---------------------------------------------------------------------
@@ -263,7 +282,7 @@ def _region_or_none(opt: Any) -> Region | None:
 @st.composite
 def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     """A case for ``claim`` on the registered optimizer (None: no such case exists)."""
-    import strategies as S
+    from dynverify import strategies as S
 
     hp = draw(reg.strategy())
     opt = reg.build(**hp)
@@ -308,10 +327,10 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
 # -- records -----------------------------------------------------------------------------
 
 def _optimizer_json(reg: Registration, case: Case) -> dict[str, Any]:
-    fac = reg.factory
-    path = f"{getattr(fac, '__module__', '')}:{getattr(fac, '__qualname__', '')}"
+    from dynverify.replayable import factory_location
+
     return {"name": reg.name, "hyperparameters": _jsonable(dict(case.optimizer.hyperparameters)),
-            "source": reg.source, "factory": path if "<" not in path else None}
+            "source": reg.source, **factory_location(reg.factory)}
 
 
 def case_record(reg: Registration, claim: str, case: Case, verdict: Verdict) -> dict[str, Any]:
@@ -404,6 +423,8 @@ class ClaimRunner:
             case, verdict = self.failing
             rec = counterexample_record(self.reg, self.claim, case, verdict, _blob(exc))
             self.result.counts["counterexample"] += 1
+            # a counterexample is a decided case: same rule as `dynverify report`
+            self.result.closest = min(self.result.closest, _closeness(verdict))
             self.result.counterexample = rec
             if self.writer is not None:
                 self.writer.case(case_record(self.reg, self.claim, case, verdict))
@@ -454,9 +475,18 @@ def _blob(exc: BaseException) -> str | None:
     return m.group(0) if m else None
 
 
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: ``check_optimizer(reports=DEFAULT)``: ``$DYNVERIFY_REPORTS`` or ``reports/runs``
+DEFAULT: Any = _Default()
+
+
 def check_optimizer(factory: Any, *, hyperparameters: Any = None,
-                    claims: Iterable[str] | None = None, profile: str = "ci",
-                    reports: str | Path | None = None, settings: Settings = DEFAULT_SETTINGS,
+                    claims: Iterable[str] | None = None, profile: Any = None,
+                    reports: str | Path | None = DEFAULT, settings: Settings = DEFAULT_SETTINGS,
                     writer: RunWriter | None = None, seed: int | None = None) -> CheckResult:
     """Run the claims on one optimizer and return per-claim results.
 
@@ -465,32 +495,42 @@ def check_optimizer(factory: Any, *, hyperparameters: Any = None,
         hyperparameters: a Hypothesis strategy of hyperparameter dicts (overrides the
             registration's).
         claims: claim names (default: all five).
-        profile: Hypothesis profile: ``dev``, ``ci`` or ``deep``.
-        reports: directory of run directories to record into (None: no records).
+        profile: None (default): the active Hypothesis profile, as selected by
+            ``pytest --hypothesis-profile=NAME`` or ``settings.load_profile``;
+            ``"dev"``, ``"ci"``, ``"deep"``: dynverify's own profiles (as on the command
+            line); any other registered profile name, or a ``hypothesis.settings``.
+        reports: directory of run directories to record into. Default: the environment
+            variable ``DYNVERIFY_REPORTS``, else ``reports/runs`` under the working
+            directory (where ``dynverify report`` looks); None: no records.
         seed: a Hypothesis seed (None: the profile decides; ``ci`` is derandomized).
 
     Example::
 
-        assert dynverify.check_optimizer(my_optimizer, profile="dev").ok
+        dynverify.check_optimizer(my_optimizer).raise_for_failure()
     """
     from dataclasses import replace
 
-    from dynverify.profiles import PROFILES, register_profiles
+    from dynverify.profiles import resolve as resolve_profile
+    from dynverify.records import default_root
 
-    register_profiles()
     claims = list(CLAIMS) if claims is None else list(claims)
     unknown = [c for c in claims if c not in CLAIMS]
     if unknown:
         raise ValueError(f"unknown claim(s) {unknown}; known: {', '.join(CLAIMS)}")
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    hs = resolve_profile(profile)
+    profile_name = _profile_name(profile)
     reg = resolve(factory)
     if hyperparameters is not None:
         reg = replace(reg, hyperparameters=hyperparameters)
-    hs = hsettings.get_profile(profile)
+    missing = missing_hyperparameters(reg)
+    if missing:
+        raise InvalidArgument(missing)  # before any run directory is started
+    if reports is DEFAULT:
+        reports = default_root()
     own = writer is None and reports is not None
     if own:
-        writer = RunWriter(reports, meta={"profile": profile, "optimizers": [reg.name]})
+        writer = RunWriter(reports, meta={"profile": profile_name, "optimizers": [reg.name],
+                                          "claims": claims, "source": "check_optimizer"})
     results: list[ClaimResult] = []
     try:
         for c in claims:
@@ -500,7 +540,18 @@ def check_optimizer(factory: Any, *, hyperparameters: Any = None,
         if own and writer is not None:
             writer.summary({"results": [r.to_json() for r in results]})
             writer.close()
-    return CheckResult(reg.name, results, str(writer.dir) if writer is not None else None)
+    return CheckResult(reg.name, results, str(writer.dir) if writer is not None else None,
+                       profile=profile_name)
+
+
+def _profile_name(profile: Any) -> str:
+    from dynverify.profiles import PROFILES, active_name
+
+    if profile is None:
+        return active_name()
+    if isinstance(profile, str):
+        return PROFILES.get(profile, profile)
+    return "custom settings"
 
 
 # -- replay ----------------------------------------------------------------------------------
@@ -521,12 +572,7 @@ def rebuild_case(rec: dict[str, Any]) -> tuple[Registration, Case]:
     """The registration and case of a counterexample record (ReportError if impossible)."""
     opt_rec = rec["optimizer"]
     try:
-        try:
-            reg = resolve(opt_rec["name"])
-        except LookupError:
-            if not opt_rec.get("factory"):
-                raise
-            reg = resolve(opt_rec["factory"])
+        reg = _rebuild_registration(opt_rec)
         opt = reg.build(**opt_rec.get("hyperparameters", {}))
         if rec.get("function") is None:
             raise ReportError("the counterexample's function has no JSON spec")
@@ -541,6 +587,27 @@ def rebuild_case(rec: dict[str, Any]) -> tuple[Registration, Case]:
         raise ReportError(f"cannot rebuild the case: {type(exc).__name__}: {exc}") from exc
     return reg, Case(opt, f, X0, x_star=x_star, spectrum=spectrum,
                      region=_region_or_none(opt), relations=relations)
+
+
+def _rebuild_registration(opt_rec: dict[str, Any]) -> Registration:
+    """The recorded optimizer's registration: a plug-in by its factory's import path or
+    file (so no PYTHONPATH is needed), a built-in by name."""
+    from dynverify.replayable import locate
+
+    by_factory = opt_rec.get("source") != "builtin" and (opt_rec.get("factory")
+                                                         or opt_rec.get("not_replayable"))
+    if not by_factory:
+        return resolve(opt_rec["name"])
+    try:
+        return resolve(locate(opt_rec))
+    except LookupError as exc:
+        try:
+            return resolve(opt_rec["name"])  # registered in this process after all
+        except LookupError:
+            raise ReportError(f"cannot rebuild optimizer {opt_rec['name']!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- the plug-in's module fails on import
+        raise ReportError(f"cannot rebuild optimizer {opt_rec['name']!r}: importing its "
+                          f"module raised {type(exc).__name__}: {exc}") from None
 
 
 def replay(path: str | Path) -> Replay:

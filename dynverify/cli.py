@@ -1,10 +1,12 @@
 """Command line: ``dynverify regions | check | report | replay``.
 
-Exit status: 0 when every claim is verified (or measurably outside the theorem's
-hypotheses), 1 when a counterexample was found (or reproduces on replay), 2 for usage
-errors (unknown optimizer, unimportable module, bad option, a malformed counterexample
-file), 3 when nothing failed but some claim is *not verified* (too few decided cases, or
-an ``outside_hypotheses`` exemption that measurement did not confirm).
+Exit status: 0 when every claim is verified (or measured to be outside the theorem's
+hypotheses); 1 when a counterexample was found or a claim errored (or the counterexample
+reproduces on replay); 2 for usage errors (unknown optimizer, unimportable module, no
+hyperparameters declared, bad option, a malformed counterexample file), with a one-line
+message; 3 when nothing failed but some claim is *not verified* (too few decided cases,
+e.g. every case inconclusive or no case at all, or an ``outside_hypotheses`` exemption
+that measurement did not confirm).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import json
 import math
 import os
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from tabulate import tabulate
 
 EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE, EXIT_NOT_VERIFIED = 0, 1, 2, 3
+EXIT_NOTHING_VERIFIED = EXIT_NOT_VERIFIED  # the former name of status 3
 
 
 class UsageError(Exception):
@@ -33,49 +36,129 @@ def _fail(msg: str) -> NoReturn:
 
 # -- regions ---------------------------------------------------------------------------------
 
-def _hyperparameters_for(factory: Any, args: argparse.Namespace) -> dict[str, float]:
-    from dynverify.registry import accepted
+#: values shown for the built-ins' hyperparameters, which have no defaults
+DISPLAY_DEFAULTS = {"lr": 0.1, "momentum": 0.9, "rho": 0.5}
 
-    return accepted(factory, {"lr": args.lr, "momentum": args.momentum, "rho": args.rho})
+
+def _parse_assignments(items: Sequence[str] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            _fail(f"-p {item!r}: expected NAME=VALUE, e.g. -p beta=0.9")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            _fail(f"-p {item!r}: {value!r} is not a number")
+    return out
+
+
+def _hyperparameters_for(reg: Any, given: dict[str, float]
+                         ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values to build ``reg`` with, and where each came from (given, factory default,
+    dynverify's display default). A required hyperparameter without a value: usage error."""
+    import inspect
+
+    try:
+        params = inspect.signature(reg.factory).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    hp: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            continue
+        if p.name in given:
+            hp[p.name], source[p.name] = given[p.name], "given"
+        elif p.default is not p.empty:
+            hp[p.name], source[p.name] = p.default, "factory default"
+        elif p.name in DISPLAY_DEFAULTS:
+            hp[p.name], source[p.name] = DISPLAY_DEFAULTS[p.name], "display default"
+        else:
+            _fail(f"{reg.name} needs a value for its hyperparameter {p.name!r}: "
+                  f"give -p {p.name}=VALUE")
+    return hp, source
+
+
+def _fmt_hp(hp: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v!r}"
+                     for k, v in hp.items())
+
+
+def _sources_line(used: list[tuple[str, dict[str, Any], dict[str, str]]]) -> str:
+    """Which values were used: given, factory defaults, dynverify's display defaults."""
+    groups: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for name, hp, source in used:
+        for k, v in hp.items():
+            groups[source[k]][f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v!r}"
+                              ].append(name)
+    parts = []
+    for label, key in (("given", "given"), ("factory defaults", "factory default"),
+                       ("dynverify's defaults", "display default")):
+        if groups.get(key):
+            vals = [v if key != "factory default" else f"{v} ({', '.join(names)})"
+                    for v, names in groups[key].items()]
+            parts.append(f"{label}: {', '.join(vals)}")
+    return "hyperparameters: " + "; ".join(parts) + " (set any with -p NAME=VALUE)" \
+        if parts else "hyperparameters: none"
 
 
 def cmd_regions(args: argparse.Namespace) -> int:
     from dynverify.derive import derive_region, filter_function
     from dynverify.errors import NotDifferentiableError
     from dynverify.registry import registered
+    from dynverify.summary import MARKDOWN_FORMATS, WarningCounter, table
 
     if args.plot:
         _require_matplotlib()  # before any work, so the message is all the user sees
+    given = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum),
+                               ("rho", args.rho)) if v is not None}
+    given.update(_parse_assignments(args.param))
     regs = _resolve_all(args.names or sorted(registered()))
-    rows, curves = [], []
-    for reg in regs:
-        hp = _hyperparameters_for(reg.factory, args)
-        try:
-            opt = reg.build(**hp)
-        except (TypeError, ValueError) as exc:
-            _fail(f"{reg.name}: {exc}")
-        declared = opt.region
-        try:
-            derived = derive_region(opt)
-            derived_s = str(derived)
-        except NotDifferentiableError:
-            derived, derived_s = None, "— (map not C¹ at critical points)"
-        if declared is None:
-            declared_s = "none (outside hypotheses)" if opt.outside_hypotheses else "none"
-            agree = "—"
-        else:
-            declared_s = str(declared)
-            agree = "yes" if derived is not None and declared.isclose(derived) else "NO"
-        rows.append([reg.name, ", ".join(f"{k}={v:g}" for k, v in hp.items()), declared_s,
-                     derived_s, agree])
-        if derived is not None:
-            curves.append((reg.name, filter_function(opt), derived))
-    print(tabulate(rows, headers=["optimizer", "hyperparameters", "declared filter",
-                                  "derived filter", "agree"], tablefmt=args.format))
+    rows, panels, used = [], [], []
+    with WarningCounter() as seen:
+        for reg in regs:
+            hp, source = _hyperparameters_for(reg, given)
+            try:
+                opt = reg.build(**hp)
+            except Exception as exc:  # noqa: BLE001 -- a plug-in factory that raises
+                _fail(f"{reg.name}({_fmt_hp(hp)}): the factory raised "
+                      f"{type(exc).__name__}: {exc}")
+            used.append((reg.name, hp, source))
+            declared = opt.region
+            derived, rho_fn, why = None, None, None
+            try:
+                derived = derive_region(opt)
+                derived_s = str(derived)
+                rho_fn = filter_function(opt)
+            except NotDifferentiableError:
+                why = opt.outside_hypotheses or "map not C¹ at critical points"
+                derived_s = "— (map not C¹ at critical points)"
+            except Exception as exc:  # noqa: BLE001 -- a plug-in step that raises
+                why = f"derivation failed: {type(exc).__name__}: {exc}"
+                derived_s = f"error: {type(exc).__name__}: {exc}"
+            if declared is None:
+                declared_s = "none (outside hypotheses)" if opt.outside_hypotheses else "none"
+                agree = "—"
+            else:
+                declared_s = str(declared)
+                agree = "yes" if derived is not None and declared.isclose(derived) else "NO"
+            if why is None and opt.outside_hypotheses:
+                why = opt.outside_hypotheses
+            rows.append([reg.name, _fmt_hp(hp), declared_s, derived_s, agree])
+            panels.append(_Panel(reg.name, _fmt_hp(hp), rho_fn, declared, derived, why))
+    print(table(rows, ["optimizer", "hyperparameters", "declared filter", "derived filter",
+                       "agree"], args.format))
+    if args.format in MARKDOWN_FORMATS:
+        print()  # a blank line ends a Markdown table
+    print(_sources_line(used))
+    for line in seen.lines():
+        print(line, file=sys.stderr)
     if args.plot:
-        _plot(curves, args.plot)
+        _plot(panels, args.plot)
         print(f"plot written to {args.plot}")
-    return EXIT_COUNTEREXAMPLE if any(r[4] == "NO" for r in rows) else EXIT_OK
+    bad = any(r[4] == "NO" or r[3].startswith("error:") for r in rows)
+    return EXIT_COUNTEREXAMPLE if bad else EXIT_OK
 
 
 def _require_matplotlib() -> None:
@@ -85,7 +168,39 @@ def _require_matplotlib() -> None:
         _fail("--plot needs matplotlib: pip install 'dynverify[plot]'")
 
 
-def _plot(curves: list[tuple[str, Any, Any]], path: str) -> None:
+class _Panel:
+    """One optimizer in the --plot figure."""
+
+    def __init__(self, name: str, hp: str, rho: Any, declared: Any, derived: Any,
+                 why: str | None) -> None:
+        self.name, self.hp, self.rho = name, hp, rho
+        self.declared, self.derived, self.why = declared, derived, why
+
+    def lam_range(self) -> tuple[float, float]:
+        """A λ-range that shows every finite endpoint of both filters with a margin."""
+        ends = [0.0]
+        for region in (self.declared, self.derived):
+            if region is not None:
+                ends += [v for iv in region.intervals for v in iv if math.isfinite(v)]
+        lo, hi = min(ends), max(ends)
+        pad = 0.25 * max(hi - lo, 1.0)
+        return lo - pad, hi + pad
+
+
+def _shade(ax: Any, region: Any, lam: Any, **kw: Any) -> None:
+    label = kw.pop("label")
+    for lo, hi in region.intervals:
+        lo, hi = max(lo, lam[0]), min(hi, lam[-1])
+        if lo > hi:
+            continue
+        if lo == hi:
+            ax.axvline(lo, lw=2, color=kw.get("color"), label=label)
+        else:
+            ax.axvspan(lo, hi, label=label, **kw)
+        label = None  # one legend entry per filter
+
+
+def _plot(panels: list[_Panel], path: str) -> None:
     _require_matplotlib()
     import matplotlib
 
@@ -93,25 +208,46 @@ def _plot(curves: list[tuple[str, Any, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    scale = max([r.scale for _, _, r in curves if not r.empty and math.isfinite(r.scale)]
-                + [1.0])
-    lam = np.linspace(-1.3 * scale, 1.3 * scale, 2001)
-    n = len(curves)
-    fig, axes = plt.subplots(n, 1, figsize=(8, 1.9 * n + 0.5), sharex=True, squeeze=False)
-    for ax, (name, rho, region) in zip(axes[:, 0], curves, strict=True):
-        ax.plot(lam, rho(lam), lw=1.2)
-        ax.axhline(1.0, color="k", lw=0.8, ls="--")
-        for lo, hi in region.intervals:
-            if lo == hi:
-                ax.axvline(lo, color="tab:green", lw=1.5)
-            else:
-                ax.axvspan(max(lo, lam[0]), min(hi, lam[-1]), color="tab:green", alpha=0.2)
+    n = len(panels)
+    import textwrap
+
+    fig, axes = plt.subplots(n, 1, figsize=(11, 2.3 * n + 0.4), squeeze=False)
+    for ax, p in zip(axes[:, 0], panels, strict=True):
+        title = f"{p.name} ({p.hp})"
+        if p.rho is None:
+            ax.set_axis_off()
+            why = textwrap.fill(f"not drawn (outside the theorem's hypotheses): {p.why}", 110)
+            ax.text(0.0, 0.5, f"{title}\n{why}", transform=ax.transAxes, va="center",
+                    fontsize=9)
+            continue
+        lam = np.linspace(*p.lam_range(), 2001)
+        with np.errstate(all="ignore"):
+            r = np.asarray(p.rho(lam), dtype=float)
+        ax.plot(lam, np.clip(r, 0, 10), lw=1.3, color="tab:blue",
+                label="ρ(λ): spectral radius of the linearization")
+        ax.axhline(1.0, color="k", lw=0.8, ls="--", label="ρ = 1 (stability boundary)")
+        agree = p.declared is not None and p.derived is not None \
+            and p.declared.isclose(p.derived)
+        if agree:
+            _shade(ax, p.derived, lam, color="tab:green", alpha=0.2,
+                   label=f"filter, declared = derived: {p.derived}")
+        else:
+            if p.derived is not None:
+                _shade(ax, p.derived, lam, color="tab:green", alpha=0.2,
+                       label=f"derived filter (ρ ≤ 1): {p.derived}")
+            if p.declared is not None:
+                _shade(ax, p.declared, lam, facecolor="none", edgecolor="tab:red",
+                       hatch="//", lw=0.8, label=f"declared filter: {p.declared}")
+            title += "; declared and derived filters DIFFER" if p.declared is not None \
+                else "; no declared filter"
+        ax.set_xlim(lam[0], lam[-1])
         ax.set_ylim(0, 2.5)
         ax.set_ylabel("ρ(λ)")
-        ax.set_title(f"{name}: filter {region}", fontsize=9, loc="left")
-    axes[-1, 0].set_xlabel("Hessian eigenvalue λ")
+        ax.set_xlabel("Hessian eigenvalue λ", fontsize=8)
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -123,38 +259,57 @@ def _resolve_all(names: Sequence[str]) -> list[Any]:
     out = []
     for n in names:
         try:
-            out.append(resolve(n))
+            reg = resolve(n)
         except UnknownOptimizerError as exc:
             _fail(str(exc))
         except Exception as exc:  # noqa: BLE001 -- a plug-in module that fails on import
             _fail(f"cannot load {n!r}: {type(exc).__name__}: {exc}")
+        out.append(reg)
     return out
 
 
+def _require_hyperparameters(regs: Sequence[Any]) -> None:
+    from dynverify.registry import missing_hyperparameters
+
+    for reg in regs:
+        missing = missing_hyperparameters(reg)
+        if missing:
+            _fail(missing)
+
+
+def _exit_status(results: Sequence[Any]) -> int:
+    """1 if a claim failed, else 3 if one is not verified (or there is none), else 0."""
+    if any(r.status.failed for r in results):
+        return EXIT_COUNTEREXAMPLE
+    return EXIT_OK if results and all(r.ok for r in results) else EXIT_NOT_VERIFIED
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from hypothesis import settings as hsettings
     from tqdm import tqdm
 
-    from dynverify.check import SUMMARY_HEADERS, ClaimStatus, run_claim
+    from dynverify.check import run_claim
     from dynverify.claims import CLAIMS
-    from dynverify.profiles import register_profiles
+    from dynverify.profiles import PROFILES
+    from dynverify.profiles import resolve as resolve_profile
     from dynverify.records import RunWriter
     from dynverify.registry import registered
+    from dynverify.summary import WarningCounter, render_text
 
-    register_profiles()
     regs = _resolve_all(args.targets or sorted(registered()))
+    _require_hyperparameters(regs)
     claims = args.claim or list(CLAIMS)
     for c in claims:
         if c not in CLAIMS:
             _fail(f"unknown claim {c!r}; known: {', '.join(CLAIMS)}")
-    hs = hsettings.get_profile(args.profile)
-    writer = RunWriter(args.reports, meta={"profile": args.profile, "seed": args.seed,
+    hs = resolve_profile(args.profile)
+    writer = RunWriter(args.reports, meta={"profile": PROFILES[args.profile],
+                                           "seed": args.seed,
                                            "optimizers": [r.name for r in regs],
                                            "claims": claims, "source": "cli"})
     results = []
     total = len(regs) * len(claims) * hs.max_examples
     with tqdm(total=total, unit="case", disable=args.quiet or None, file=sys.stderr,
-              leave=False) as bar:
+              leave=False) as bar, WarningCounter() as seen:
         for reg in regs:
             for claim in claims:
                 bar.set_description(f"{reg.name}/{claim}")
@@ -169,26 +324,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 results.append(res)
     writer.summary({"results": [r.to_json() for r in results]})
     writer.close()
-    print(tabulate([r.row() for r in results], headers=SUMMARY_HEADERS, tablefmt=args.format))
-    bad = unverified = False
-    for r in results:
-        if r.error:
-            bad = True
-            print(f"error       {r.optimizer}/{r.claim}: {r.error}")
-        if r.counterexample:
-            bad = True
-            v = r.counterexample["verdict"]
-            fact = v.get("evidence", {}).get("key_fact") or v["reason"]
-            print(f"counterexample {r.optimizer}/{r.claim}: {fact}"
-                  + (f"\n    ({v['reason']})" if fact != v["reason"] else "")
-                  + f"\n    dynverify replay {r.counterexample_path}")
-        elif r.status is ClaimStatus.NOT_VERIFIED:
-            unverified = True
-            print(f"not verified {r.optimizer}/{r.claim}: {r.why_not_verified()}")
+    print(render_text(results, fmt=args.format, optimizers=[r.name for r in regs]))
+    for line in seen.lines():
+        print(line, file=sys.stderr)
+    status = _exit_status(results)
     print(f"records: {writer.dir}")
-    if bad:
-        return EXIT_COUNTEREXAMPLE
-    return EXIT_NOT_VERIFIED if unverified else EXIT_OK
+    return status
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -209,20 +350,17 @@ def _ranges(hps: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "—"
 
 
-def build_report(records: Any) -> dict[str, Any]:
-    """Summary tables (as data) from run records alone.
+def claim_results(records: Any) -> list[Any]:
+    """Per optimizer × claim results from run records, by the same rules as ``check``:
+    counts and reasons from the case lines, closest |r − 1| over decided cases (passes and
+    counterexamples), errors from the summaries, counterexamples from their files."""
+    from dynverify.check import ClaimResult
 
-    ``claims``: per optimizer × claim, the outcome counts and the smallest |r − 1| among
-    decided cases (None when the claim has no r); ``spectra``: per optimizer, the
-    hyperparameter ranges, how many distinct filters that gave (one shown), and the
-    eigenvalues planted at stable (r ≤ 1) and unstable (r > 1) points; ``counterexamples``.
-    """
-    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    closest: dict[tuple[str, str], float] = {}
-    filters: dict[str, list[str]] = defaultdict(list)
-    hps: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    inside: dict[str, list[float]] = defaultdict(list)
-    outside: dict[str, list[float]] = defaultdict(list)
+    results: dict[tuple[str, str], ClaimResult] = {}
+
+    def get(name: str, claim: str) -> ClaimResult:
+        return results.setdefault((name, claim), ClaimResult(name, claim))
+
     for c in records.cases:
         try:
             name, claim, outcome = c["optimizer"]["name"], c["claim"], c["outcome"]
@@ -231,76 +369,129 @@ def build_report(records: Any) -> dict[str, Any]:
         if not all(isinstance(v, str) for v in (name, claim, outcome)):
             records.problems.append(f"case record without optimizer/claim/outcome: {c!r:.80}")
             continue
-        counts[(name, claim)][outcome] += 1
-        hp = c["optimizer"].get("hyperparameters")
-        if isinstance(hp, dict):
-            hps[name].append(hp)
-        r = c.get("spectral_radius")
-        if isinstance(r, (int, float)) and outcome != "inconclusive":
-            closest[(name, claim)] = min(closest.get((name, claim), math.inf), abs(r - 1))
+        r = get(name, claim)
+        r.counts[outcome] += 1
+        if outcome == "inconclusive":
+            r.reasons[str(c.get("reason"))] += 1
+        rad = c.get("spectral_radius")
+        if isinstance(rad, (int, float)) and outcome != "inconclusive":
+            r.closest = min(r.closest, abs(rad - 1))
+    for s in records.summaries:
+        if s.get("error") and isinstance(s.get("optimizer"), str):
+            get(s["optimizer"], str(s.get("claim"))).error = str(s["error"])
+    for rec in records.counterexamples:
+        name = rec.get("optimizer", {}).get("name")
+        if isinstance(name, str):
+            r = get(name, str(rec.get("claim")))
+            r.counterexample, r.counterexample_path = rec, rec.get("_path")
+    return list(results.values())
+
+
+def build_report(records: Any) -> dict[str, Any]:
+    """Summary tables (as data, rows with field names) from run records alone.
+
+    ``claims``: per optimizer × claim (the columns of the summary table, plus reasons,
+    error and counterexample file); ``spectra``: per optimizer, the hyperparameter ranges,
+    the filters seen, and the eigenvalues planted at stable (r ≤ 1) and unstable (r > 1)
+    points; ``counterexamples``; ``problems``; ``runs``.
+    """
+    from dynverify.summary import ordered
+
+    optimizers = [o for m in records.meta for o in (m.get("optimizers") or [])
+                  if isinstance(o, str)]
+    results = ordered(claim_results(records), optimizers)
+    filters: dict[str, list[str]] = defaultdict(list)
+    hps: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    inside: dict[str, list[float]] = defaultdict(list)
+    outside: dict[str, list[float]] = defaultdict(list)
+    for c in records.cases:
+        opt = c.get("optimizer")
+        if not isinstance(opt, dict) or not isinstance(opt.get("name"), str):
+            continue
+        name = opt["name"]
+        if isinstance(opt.get("hyperparameters"), dict):
+            hps[name].append(opt["hyperparameters"])
         if isinstance(c.get("region"), str) and c["region"] and c["region"] not in filters[name]:
             filters[name].append(c["region"])
-        spec = c.get("spectrum")
+        spec, r = c.get("spectrum"), c.get("spectral_radius")
         if isinstance(spec, list) and isinstance(r, (int, float)):
             (inside if r <= 1 else outside)[name].extend(
                 float(v) for v in spec if isinstance(v, (int, float)))
-    claims_rows = [[o, cl, sum(n.values()), n["pass"], n["counterexample"], n["inconclusive"],
-                    closest.get((o, cl))]
-                   for (o, cl), n in sorted(counts.items())]
-    spectra_rows = []
-    for o in sorted({o for o, _ in counts}):
+    claims = [{"optimizer": r.optimizer, "claim": r.claim, "cases": sum(r.counts.values()),
+               "pass": r.counts["pass"], "counterexample": r.counts["counterexample"],
+               "inconclusive": r.counts["inconclusive"],
+               "closest": r.closest if math.isfinite(r.closest) else None,
+               "reasons": dict(r.reasons.most_common()), "error": r.error,
+               "counterexample_file": r.counterexample_path} for r in results]
+    spectra = []
+    for o in dict.fromkeys(r.optimizer for r in results):
         f = filters[o]
-        shown = (f"{len(f)} distinct, e.g. {f[0]}" if len(f) > 1 else f[0]) if f else "—"
-        spectra_rows.append([o, _ranges(hps[o]), shown, _spread(inside[o]),
-                             _spread(outside[o])])
-    cex_rows = []
+        spectra.append({"optimizer": o, "hyperparameters": _ranges(hps[o]),
+                        "filters": (f"{len(f)} distinct, e.g. {f[0]}" if len(f) > 1
+                                    else f[0]) if f else "—",
+                        "stable": _spread(inside[o]), "unstable": _spread(outside[o])})
+    cexs = []
     for rec in records.counterexamples:
         v = rec.get("verdict", {})
         ev = v.get("evidence") if isinstance(v.get("evidence"), dict) else {}
-        cex_rows.append([rec.get("claim"), rec.get("optimizer", {}).get("name"),
-                         json.dumps(rec.get("optimizer", {}).get("hyperparameters")),
-                         v.get("reason"), str(rec.get("function_repr", ""))[:100],
-                         json.dumps(ev.get("spectrum", rec.get("spectrum"))),
-                         rec.get("_path")])
-    return {"claims": claims_rows, "spectra": spectra_rows, "counterexamples": cex_rows,
-            "problems": list(records.problems), "runs": [str(p) for p in records.paths]}
+        cexs.append({"claim": rec.get("claim"), "optimizer": rec.get("optimizer", {}).get("name"),
+                     "hyperparameters": rec.get("optimizer", {}).get("hyperparameters"),
+                     "reason": v.get("reason"),
+                     "function": str(rec.get("function_repr", ""))[:100],
+                     "spectrum": ev.get("spectrum", rec.get("spectrum")),
+                     "file": rec.get("_path")})
+    return {"runs": [str(p) for p in records.paths], "claims": claims, "spectra": spectra,
+            "counterexamples": cexs, "problems": list(records.problems),
+            "_results": results}
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dynverify.records import latest_run, read_runs
+    from dynverify.records import default_root, latest_run, read_runs
+    from dynverify.summary import render_text, table
 
     paths = args.runs
     for p in paths:
         if not os.path.isdir(p):
             _fail(f"{p}: not a run directory")
     if not paths:
-        latest = latest_run(args.reports)
+        root = args.reports or default_root()
+        latest = latest_run(root)
         if latest is None:
-            _fail(f"no run directories under {args.reports or 'reports/runs'}; "
-                  "run `dynverify check` first")
+            _fail(f"no run directories under {root}; run `dynverify check` first")
         paths = [str(latest)]
     rep = build_report(read_runs(paths))
+    results = rep.pop("_results")
     if args.format == "json":
         print(json.dumps(rep, indent=2, ensure_ascii=False))
     else:
         fmt = {"plain": "simple"}.get(args.format, args.format)
         print(f"runs: {', '.join(rep['runs'])}\n")
-        rows = [[*r[:-1], "—" if r[-1] is None else f"{r[-1]:.3g}"] for r in rep["claims"]]
-        print(tabulate(rows, headers=["optimizer", "claim", "cases", "pass", "counterexample",
-                                      "inconclusive", "closest |r-1|"], tablefmt=fmt))
-        print()
-        print(tabulate(rep["spectra"], headers=["optimizer", "hyperparameters", "filters",
-                                                "eigenvalues at stable points (r ≤ 1)",
-                                                "at unstable points (r > 1)"],
-                       tablefmt=fmt, maxcolwidths=[None, 40, 40, None, None]))
+        if results:
+            print(render_text(results, fmt=fmt))
+            print()
+            print(table([list(s.values()) for s in rep["spectra"]],
+                        ["optimizer", "hyperparameters", "filters",
+                         "eigenvalues at stable points (r ≤ 1)", "at unstable points (r > 1)"],
+                        fmt, maxcolwidths=[None, 40, 40, None, None]))
         if rep["counterexamples"]:
             print()
-            print(tabulate(rep["counterexamples"],
-                           headers=["claim", "optimizer", "hyperparameters", "reason",
-                                    "minimal function", "spectrum", "file"], tablefmt=fmt))
+            print(table([[c["claim"], c["optimizer"], json.dumps(c["hyperparameters"]),
+                          c["reason"], c["function"], json.dumps(c["spectrum"]), c["file"]]
+                         for c in rep["counterexamples"]],
+                        ["claim", "optimizer", "hyperparameters", "reason", "minimal function",
+                         "spectrum", "file"], fmt))
     for p in rep["problems"]:
         print(f"warning: {p}", file=sys.stderr)
-    return EXIT_OK
+    if not results:
+        print(f"found no case records in {', '.join(rep['runs'])}: nothing was verified",
+              file=sys.stderr)
+        return EXIT_NOTHING_VERIFIED
+    status = _exit_status(results)
+    if status == EXIT_NOT_VERIFIED:
+        n = sum(not r.ok for r in results)
+        print(f"not verified: {n} of {len(results)} optimizer × claim results (see why above)",
+              file=sys.stderr)
+    return status
 
 
 # -- replay ----------------------------------------------------------------------------------
@@ -308,11 +499,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dynverify.check import replay
     from dynverify.errors import ReportError
+    from dynverify.summary import WarningCounter
 
-    try:
-        rep = replay(args.file)
-    except ReportError as exc:
-        _fail(str(exc))
+    with WarningCounter() as seen:
+        try:
+            rep = replay(args.file)
+        except ReportError as exc:
+            _fail(str(exc))
+    for line in seen.lines():
+        print(line, file=sys.stderr)
     rec, new = rep.recorded, rep.verdict
     old = rec["verdict"]
     # the one fact that makes it a counterexample comes first
@@ -351,31 +546,49 @@ def build_parser() -> argparse.ArgumentParser:
                 "optimizers with property-based testing.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    r = sub.add_parser("regions", help="declared vs derived filter of each optimizer")
-    r.add_argument("names", nargs="*", help="optimizers (default: all registered)")
-    r.add_argument("--lr", type=float, default=0.1)
-    r.add_argument("--momentum", type=float, default=0.9)
-    r.add_argument("--rho", type=float, default=0.5)
-    r.add_argument("--plot", metavar="FILE.png", help="draw λ ↦ ρ(λ) with the filters shaded")
-    r.add_argument("--format", default="simple", help="table format (tabulate names)")
+    r = sub.add_parser("regions", help="declared vs derived filter of each optimizer",
+                       description="Declared against derived eigenvalue filter of each "
+                       "optimizer. Hyperparameters: the factory's defaults where it has "
+                       "them, else lr=0.1, momentum=0.9, rho=0.5; override any with -p.")
+    r.add_argument("names", nargs="*", metavar="NAME | module:factory",
+                   help="optimizers (default: all registered)")
+    r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a hyperparameter value, e.g. -p beta=0.9 (repeatable)")
+    r.add_argument("--lr", type=float, default=None, help="same as -p lr=X")
+    r.add_argument("--momentum", type=float, default=None, help="same as -p momentum=X")
+    r.add_argument("--rho", type=float, default=None, help="same as -p rho=X")
+    r.add_argument("--plot", metavar="FILE.png",
+                   help="draw λ ↦ ρ(λ) per optimizer with its filters (needs dynverify[plot])")
+    r.add_argument("--format", default="simple",
+                   help="table format: a tabulate name (simple, github, ...) or markdown")
     r.set_defaults(func=cmd_regions)
 
-    c = sub.add_parser("check", help="run the claims through Hypothesis and record the run")
+    c = sub.add_parser("check", help="run the claims through Hypothesis and record the run",
+                       description="Run the claims on each optimizer through Hypothesis, "
+                       "record every case and print the summary table.")
     c.add_argument("targets", nargs="*", metavar="NAME | module:factory",
                    help="optimizers (default: all registered)")
-    c.add_argument("--profile", choices=["dev", "ci", "deep"], default="ci")
+    c.add_argument("--profile", choices=["dev", "ci", "deep"], default="ci",
+                   help="dynverify's Hypothesis profile: dev (20 cases per claim), "
+                        "ci (40, derandomized: the same cases every run; default), "
+                        "deep (1000, searching toward the stability boundary r = 1)")
     c.add_argument("--reports", metavar="DIR", default=None,
-                   help="directory of run directories (default: reports/runs)")
-    c.add_argument("--seed", type=int, default=None, help="Hypothesis seed (non-derandomized)")
-    c.add_argument("--claim", action="append", metavar="NAME", help="only these claims")
-    c.add_argument("--format", default="simple", help="table format (tabulate names)")
+                   help="directory of run directories (default: $DYNVERIFY_REPORTS, "
+                        "else reports/runs)")
+    c.add_argument("--seed", type=int, default=None,
+                   help="Hypothesis seed (replaces the profile's derandomization)")
+    c.add_argument("--claim", action="append", metavar="NAME",
+                   help="run only this claim; repeat for several (default: all five)")
+    c.add_argument("--format", default="simple",
+                   help="table format: a tabulate name (simple, github, ...) or markdown")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_check)
 
     rp = sub.add_parser("report", help="summary tables from recorded runs")
     rp.add_argument("runs", nargs="*", metavar="RUN_DIR", help="default: the latest run")
     rp.add_argument("--reports", metavar="DIR", default=None,
-                    help="where to look for the latest run (default: reports/runs)")
+                    help="where to look for the latest run (default: $DYNVERIFY_REPORTS, "
+                         "else reports/runs)")
     rp.add_argument("--format", choices=["plain", "github", "markdown", "json"],
                     default="plain")
     rp.set_defaults(func=cmd_report)
@@ -391,8 +604,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "format", None) == "markdown":
-            args.format = "pipe" if args.command != "report" else "markdown"
-        if args.command == "report" and args.format == "markdown":
             args.format = "pipe"
         return int(args.func(args))
     except UsageError as exc:

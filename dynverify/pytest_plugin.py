@@ -1,13 +1,19 @@
-"""pytest plugin: Hypothesis profiles, optimizer selection, records and the summary table.
+"""pytest plugin: dynverify's Hypothesis profiles, optimizer selection, records, summary.
 
 Registered through the ``pytest11`` entry point, so it is active wherever dynverify is
-installed. The property suite itself lives in :mod:`dynverify.suite`; run it with
+installed. It registers dynverify's own Hypothesis profiles (``dynverify-dev``,
+``dynverify-ci``, ``dynverify-deep``, and ``deep`` unless a profile of that name exists;
+see :mod:`dynverify.profiles`) and loads none of them: the profile a project selects
+(``--hypothesis-profile``, ``settings.load_profile``, Hypothesis' own ``ci`` under
+``CI=true``) stays in charge, of the property suite and of ``check_optimizer`` alike.
+The property suite itself lives in :mod:`dynverify.suite`; run it with
 ``pytest --pyargs dynverify.suite`` from any project, or import its test into a test file.
 
 Options:
     --dynverify-optimizer NAME   repeatable; a registered name or module:factory
                                  (default: every registered optimizer)
-    --dynverify-reports DIR      where run directories go (default: reports/runs)
+    --dynverify-reports DIR      where run directories go (default: $DYNVERIFY_REPORTS,
+                                 else reports/runs)
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import pytest
 
 from dynverify.profiles import register_profiles
 
-register_profiles()
+# at plugin load, before any conftest.py: a project's own `deep` replaces the alias
+register_profiles(alias=True)
 
 _RESULTS_KEY = "dynverify"
 
@@ -30,7 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="optimizer to verify (repeatable; registered name or "
                          "module:factory; default: all registered)")
     group.addoption("--dynverify-reports", default=None, metavar="DIR",
-                    help="directory of run directories (default: reports/runs)")
+                    help="directory of run directories (default: $DYNVERIFY_REPORTS, "
+                         "else reports/runs)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -128,24 +136,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                             ) -> None:
     if getattr(config, "workerinput", None) is not None or not _COLLECTED:
         return
-    from tabulate import tabulate
+    from dynverify.check import ClaimResult
+    from dynverify.records import RunWriter, default_root
+    from dynverify.summary import render_text
 
-    from dynverify.check import SUMMARY_HEADERS, summary_row
-
-    rows = [summary_row(r) for r in sorted(_COLLECTED,
-                                           key=lambda r: (r["optimizer"], r["claim"]))]
     tr = terminalreporter
     tr.section("dynverify summary")
-    tr.write_line(tabulate(rows, headers=SUMMARY_HEADERS))
-    for r in _COLLECTED:
-        if r.get("counterexample"):
-            tr.write_line(f"counterexample {r['optimizer']}/{r['claim']}: "
-                          f"dynverify replay {r['counterexample']}")
-        if r.get("error"):
-            tr.write_line(f"error {r['optimizer']}/{r['claim']}: {r['error']}")
-    from dynverify.records import DEFAULT_ROOT, RunWriter
-
-    root = config.getoption("--dynverify-reports") or DEFAULT_ROOT
+    results = [ClaimResult.from_json(r) for r in _COLLECTED]
+    for line in render_text(results, optimizers=selected_optimizers(config)).splitlines():
+        tr.write_line(line)
+    root = config.getoption("--dynverify-reports") or default_root()
     run_dir = os.path.join(root, config._dynverify_run_id)
     if os.path.isdir(run_dir):
         w = RunWriter(root, config._dynverify_run_id, worker="summary")

@@ -32,6 +32,15 @@ from dynverify.errors import ReportError
 CASE_SCHEMA = "dynverify.case/1"
 COUNTEREXAMPLE_SCHEMA = "dynverify.counterexample/1"
 DEFAULT_ROOT = Path("reports") / "runs"
+#: environment variable that moves the default records directory
+ROOT_VARIABLE = "DYNVERIFY_REPORTS"
+
+
+def default_root() -> Path:
+    """Where run directories go by default: ``$DYNVERIFY_REPORTS``, else ``reports/runs``
+    under the working directory (a project's root when pytest or the CLI runs there)."""
+    env = os.environ.get(ROOT_VARIABLE)
+    return Path(env) if env else DEFAULT_ROOT
 
 
 def new_run_id() -> str:
@@ -75,7 +84,7 @@ class RunWriter:
                  worker: str = "main", meta: dict[str, Any] | None = None) -> None:
         self.run_id = run_id or new_run_id()
         self.worker = worker
-        self.dir = Path(root if root is not None else DEFAULT_ROOT) / self.run_id
+        self.dir = Path(root if root is not None else default_root()) / self.run_id
         (self.dir / "counterexamples").mkdir(parents=True, exist_ok=True)
         meta_path = self.dir / "meta.json"
         if not meta_path.exists():
@@ -189,6 +198,8 @@ class RunRecords:
     counterexamples: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     meta: list[dict[str, Any]] = field(default_factory=list)
+    #: the per optimizer × claim results of each summary-*.json (errors live only there)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _jsonl(path: Path, problems: list[str]) -> Iterator[dict[str, Any]]:
@@ -255,6 +266,14 @@ def read_runs(paths: list[str | os.PathLike[str]]) -> RunRecords:
                 out.cases.extend(_jsonl(f, out.problems))
             except OSError as exc:  # unreadable: report it, keep the lines read so far
                 out.problems.append(f"{f}: cannot read ({exc.strerror or exc}) — skipped")
+        for f in sorted(d.glob("summary-*.json")):
+            try:
+                data = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                out.problems.append(f"{f}: malformed summary skipped ({exc})")
+                continue
+            results = data.get("results") if isinstance(data, dict) else None
+            out.summaries.extend(r for r in results or [] if isinstance(r, dict))
         for f in sorted((d / "counterexamples").glob("*.json")):
             try:
                 rec = read_counterexample(f)
@@ -271,7 +290,7 @@ def latest_run(root: str | os.PathLike[str] | None = None) -> Path | None:
 
     Only directories that hold run records count (a stray folder is not "the latest run").
     """
-    base = Path(root if root is not None else DEFAULT_ROOT)
+    base = Path(root if root is not None else default_root())
     runs = sorted(p for p in base.glob("*") if p.is_dir() and _is_run_dir(p)) \
         if base.is_dir() else []
     return runs[-1] if runs else None

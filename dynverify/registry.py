@@ -71,7 +71,7 @@ class Registration:
         """The Hypothesis strategy of hyperparameter dicts for this optimizer."""
         if self.hyperparameters is not None:
             return self.hyperparameters
-        from strategies import hyperparameters
+        from dynverify.strategies import hyperparameters
 
         return hyperparameters(self.factory)
 
@@ -210,6 +210,19 @@ def resolve(spec: str | Factory | Registration) -> Registration:
     raise UnknownOptimizerError(
         f"unknown optimizer {spec!r}; registered: {', '.join(sorted(regs))}"
         " (or give module:factory)")
+
+
+def missing_hyperparameters(reg: Registration) -> str | None:
+    """Why ``reg`` has no strategy of hyperparameters to draw from (None: it has one)."""
+    from hypothesis.errors import InvalidArgument
+
+    try:
+        reg.strategy().validate()
+    except InvalidArgument:
+        return (f"optimizer {reg.name!r} declares no hyperparameters: decorate its factory "
+                "with @dynverify.register_optimizer(hyperparameters=st.fixed_dictionaries("
+                "{...})), or pass hyperparameters= to check_optimizer")
+    return None
 
 
 def resolve_factory(name: str) -> Factory:

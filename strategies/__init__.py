@@ -12,14 +12,14 @@ Example:
     >>> fs = planted_functions(spectra=spectra(region=opt.region, placement="outside"))
 """
 
-from strategies._functions import LANDSCAPE_KINDS, landscapes, planted_functions
-from strategies._hyper import (
+from ._functions import LANDSCAPE_KINDS, landscapes, planted_functions
+from ._hyper import (
     declare_hyperparameters,
     hyperparameters,
     initial_points,
     register_hyperparameters,
 )
-from strategies._spectra import (
+from ._spectra import (
     PLACEMENTS,
     boundary_spectra,
     givens_product,

@@ -12,7 +12,8 @@ from hypothesis.strategies import SearchStrategy
 
 from dynverify.landscapes import MatrixFactorization, Product, Wells
 from dynverify.planted import PlantedFunction, phis
-from strategies._spectra import _check_real, rotations, unit_vectors
+
+from ._spectra import _check_real, rotations, unit_vectors
 
 SMOOTHNESS = {"C2": 2, "C3": 3}
 LANDSCAPE_KINDS = ("product", "wells", "matrix_factorization")

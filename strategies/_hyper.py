@@ -102,8 +102,8 @@ def _resolve(name_or_factory: Any) -> SearchStrategy[dict[str, Any]]:
             if factory is name_or_factory:
                 return _BUILTIN[name]
         raise InvalidArgument(
-            f"name_or_factory={name_or_factory!r} declares no hyperparameters "
-            "(decorate it with @declare_hyperparameters(strategy))")
+            f"name_or_factory={name_or_factory!r} declares no hyperparameters: decorate it with "
+            "@dynverify.register_optimizer(hyperparameters=st.fixed_dictionaries({...}))")
     raise InvalidArgument(
         f"name_or_factory must be an optimizer name or factory, got {name_or_factory!r}")
 

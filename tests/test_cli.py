@@ -175,7 +175,7 @@ def test_check_correct_optimizer_exits_0(capsys, tmp_path):
     assert len(lines) == int(row[2])  # one record per counted case
     assert {ln["optimizer"]["name"] for ln in lines} == {"gradient_descent"}
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["profile"] == "dev" and meta["claims"] == ["filter_agrees"]
+    assert meta["profile"] == "dynverify-dev" and meta["claims"] == ["filter_agrees"]
     assert not list((run_dir / "counterexamples").iterdir())
 
 
@@ -301,7 +301,7 @@ def test_replay_missing_file_exits_2(capsys, tmp_path):
 def test_report_on_a_real_run(capsys, wrong_run):
     _, run_dir, cex = wrong_run
     status, out, err = run(capsys, "report", str(run_dir))
-    assert status == EXIT_OK
+    assert status == EXIT_COUNTEREXAMPLE  # as `dynverify check` exited on this run
     assert err == ""
     claim_rows = [ln.split() for ln in out.splitlines() if ln.startswith("too_wide ")]
     claims = {r[1] for r in claim_rows if len(r) > 2 and r[1] in
@@ -315,11 +315,11 @@ def test_report_on_a_real_run(capsys, wrong_run):
 def test_report_formats(capsys, wrong_run, fmt):
     _, run_dir, _ = wrong_run
     status, out, _ = run(capsys, "report", str(run_dir), "--format", fmt)
-    assert status == EXIT_OK
+    assert status == EXIT_COUNTEREXAMPLE
     if fmt == "json":
         rep = json.loads(out)
-        counts = {(r[0], r[1]): r for r in rep["claims"]}
-        assert counts[("too_wide", "filter_agrees")][4] >= 1  # one counterexample
+        counts = {(r["optimizer"], r["claim"]): r for r in rep["claims"]}
+        assert counts[("too_wide", "filter_agrees")]["counterexample"] >= 1
         assert rep["counterexamples"] and rep["problems"] == []
     else:
         assert "too_wide" in out and "filter_agrees" in out
@@ -341,7 +341,7 @@ def test_report_on_a_damaged_run(capsys, wrong_run, tmp_path):
     cases_file.write_text(text[:-25])  # an interrupted write: truncated last line
     (damaged / "counterexamples" / "garbage.json").write_bytes(b"\xff\x00 not json")
     status, out, err = run(capsys, "report", str(damaged))
-    assert status == EXIT_OK
+    assert status == EXIT_COUNTEREXAMPLE
     assert "filter_agrees" in out and "counterexample" in out
     warnings = err.strip().splitlines()
     assert len(warnings) == 2, err
@@ -351,7 +351,7 @@ def test_report_on_a_damaged_run(capsys, wrong_run, tmp_path):
     status, out, _ = run(capsys, "report", str(damaged), "--format", "json")
     rep = json.loads(out)
     assert len(rep["problems"]) == 2
-    total = sum(r[2] for r in rep["claims"])
+    total = sum(r["cases"] for r in rep["claims"])
     assert total == n_lines - 1  # every complete line was read
 
 
@@ -365,7 +365,7 @@ def test_report_defaults_to_the_latest_run(capsys, wrong_run, tmp_path):
     (reports / "00000000T000000-older" / "meta.json").write_text("{}")
     (reports / "notes").mkdir()  # a stray folder is not a run
     status, out, _ = run(capsys, "report", "--reports", str(reports))
-    assert status == EXIT_OK
+    assert status == EXIT_COUNTEREXAMPLE
     assert f"runs: {reports / run_dir.name}" in out
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dynverify.functions import from_spec
 from dynverify.landscapes import MatrixFactorization, Product, Wells
-from strategies import landscapes
+from dynverify.strategies import landscapes
 
 
 def mf_hessian(f, x):

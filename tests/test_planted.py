@@ -14,7 +14,7 @@ from dynverify.functions import from_spec
 from dynverify.optimizers import gradient_descent
 from dynverify.planted import PHIS, PlantedFunction, phis
 from dynverify.regions import Region
-from strategies import planted_functions, spectra
+from dynverify.strategies import planted_functions, spectra
 
 REGION = Region([(-6.0, -1.0), (0.0, 10.0)])
 FUNCTIONS = planted_functions(spectra=spectra(region=REGION, placement="mixed"))

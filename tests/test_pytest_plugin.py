@@ -58,10 +58,12 @@ def run_dir_of(pytester) -> Path:
 def test_profiles_are_registered_at_import():
     import dynverify.pytest_plugin  # noqa: F401 -- registers the profiles
 
-    dev, ci, deep = (settings.get_profile(p) for p in ("dev", "ci", "deep"))
+    dev, ci, deep = (settings.get_profile(f"dynverify-{p}") for p in ("dev", "ci", "deep"))
     assert ci.derandomize and ci.database is None
     assert deep.max_examples >= 1000 and deep.deadline is None
     assert dev.max_examples < ci.max_examples < deep.max_examples
+    # Hypothesis' own `ci` profile is untouched: its 100 examples, not dynverify's 40
+    assert settings.get_profile("ci").max_examples == 100
 
 
 def collected_ids(res) -> list[str]:
@@ -154,8 +156,8 @@ def test_wrong_plugin_fails_with_counterexample_on_disk(project):
     assert res.ret == pytest.ExitCode.TESTS_FAILED, out
     res.assert_outcomes(failed=1, deselected=len(CLAIMS) - 1)
     assert summary_rows(out)[("too_wide", "filter_agrees")][2] == 1
-    (line,) = [ln for ln in res.outlines if ln.startswith("counterexample too_wide/")]
-    path = project.path / line.split("dynverify replay ", 1)[1]
+    (i,) = [i for i, ln in enumerate(res.outlines) if ln.startswith("counterexample too_wide/")]
+    path = project.path / res.outlines[i + 1].split("dynverify replay ", 1)[1]
     assert path.is_file() and path.with_suffix(".md").is_file()
     assert path.parent == run_dir_of(project) / "counterexamples"
     rec = json.loads(path.read_text())

@@ -10,7 +10,7 @@ from hypothesis.errors import InvalidArgument
 
 from dynverify.optimizers import BUILTINS, gradient_descent
 from dynverify.regions import Region
-from strategies import (
+from dynverify.strategies import (
     boundary_spectra,
     declare_hyperparameters,
     hyperparameters,
