@@ -31,6 +31,11 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# one BLAS thread (set before numpy loads): the engine's products are small, and
+# multi-threaded OpenBLAS on a busy machine is many times slower (benchmarks/README.md)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 
 def campaign(seeds: list[int], optimizers: list[str], claims: list[str], profile: str,
              out: Path, reports: Path) -> None:
