@@ -39,15 +39,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 def campaign(seeds: list[int], optimizers: list[str], claims: list[str], profile: str,
              out: Path, reports: Path) -> None:
-    from hypothesis import settings as hsettings
-
     from dynverify.check import run_claim
-    from dynverify.profiles import register_profiles
+    from dynverify.profiles import resolve as resolve_profile
     from dynverify.records import RunWriter
     from dynverify.registry import resolve
 
-    register_profiles()
-    hs = hsettings.get_profile(profile)
+    hs = resolve_profile(profile)
     data: dict[str, Any] = {"profile": profile, "seeds": seeds, "optimizers": optimizers,
                             "claims": claims, "started": _now(), "items": []}
     if out.exists():  # resume: keep finished items
