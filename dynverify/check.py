@@ -443,6 +443,9 @@ def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
     ``seed`` seeds Hypothesis (and turns off the profile's derandomization).
     """
     runner = ClaimRunner(reg, claim, writer=writer, settings=settings, on_case=on_case)
+    # a profile that asks for fewer examples than min_decided can still verify
+    runner.result.min_decided = min(settings.min_decided,
+                                    max(1, int(hypothesis_settings.max_examples)))
 
     # a seed replaces the profile's derandomization (and its example database)
     hs = (hsettings(hypothesis_settings, report_multiple_bugs=False) if seed is None else

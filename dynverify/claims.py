@@ -57,7 +57,8 @@ class Settings:
         region_rtol: claim 1 also requires a declared filter to equal the derived one
             within region_rtol·scale.
         min_decided_fraction, min_decided: a claim is *verified* only when none of its
-            cases failed, at least min_decided cases passed, and the passes are at least
+            cases failed, at least min_decided cases passed (at most the profile's
+            max_examples), and the passes are at least
             min_decided_fraction of its applicable cases (within the theorem's hypotheses
             and meeting the claim's premise); otherwise it is *not verified* (see
             :class:`dynverify.check.ClaimResult`).

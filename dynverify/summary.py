@@ -121,9 +121,8 @@ def finding_lines(results: Iterable[Any]) -> list[str]:
             # the one fact that makes it a counterexample first (a broken optimizer: what
             # broke), then the reason
             fact = ev.get("key_fact") or (f"{why}: {ev['error']}" if ev.get("error") else why)
-            lines.append(f"counterexample {r.optimizer}/{r.claim}: {fact}")
-            if why not in fact:
-                lines.append(f"    ({why})")
+            lines.append(f"counterexample {r.optimizer}/{r.claim}: {fact}"
+                         + (f" ({why})" if why not in fact else ""))
             lines.append(f"    {replay_hint(r)}")
         elif not r.error and not r.ok:
             lines.append(f"not verified {r.optimizer}/{r.claim}: {r.why_not_verified()}")

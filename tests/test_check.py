@@ -40,7 +40,12 @@ def test_wrong_plugins_are_caught_with_a_replayable_minimal_counterexample(targe
     assert json.loads(Path(path).read_text(encoding="utf-8"))["claim"] == claim
     again = replay(path)
     assert again.reproduces and again.verdict.reason == reason
-    assert f"counterexample {cr.optimizer}/{claim}: {reason}" in str(res)
+    # the summary line leads with the key fact, then gives the reason
+    (line,) = [ln for ln in str(res).splitlines()
+               if ln.startswith(f"counterexample {cr.optimizer}/{claim}: ")]
+    key_fact = cr.counterexample["verdict"]["evidence"]["key_fact"]
+    assert line.startswith(f"counterexample {cr.optimizer}/{claim}: {key_fact}")
+    assert reason in str(res)
     assert f"dynverify replay {path}" in str(res)
 
 
