@@ -22,7 +22,7 @@ from dynverify.engine import RunResult, Status, run, step_budget
 from dynverify.errors import FunctionError, NotDifferentiableError, OptimizerError
 from dynverify.functions import RotatedFunction, ScaledFunction, TestFunction
 from dynverify.linearize import apply_step, check_spectral_reduction, lifted_state, spectral_radius
-from dynverify.locality import into_ball, local_radius
+from dynverify.locality import into_ball, linear_radius, local_radius
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region
 from dynverify.reproducibility import stable_seed
@@ -317,7 +317,7 @@ def _ball_radius(case: Case) -> float:
     return float(max(d.max(), 1e-300))
 
 
-def _local_case(case: Case, ev: dict[str, Any]) -> Case:
+def _local_case(case: Case, ev: dict[str, Any], r: float | None = None) -> Case:
     """The case with its starts pulled into the ball where the map's linearization governs.
 
     Every point one step evaluates must stay where f is quadratic (see
@@ -328,6 +328,9 @@ def _local_case(case: Case, ev: dict[str, Any]) -> Case:
 
     assert case.x_star is not None
     radius, amp = local_radius(case.optimizer, case.function, case.x_star)
+    if r is not None and math.isfinite(r):
+        radius = linear_radius(case.optimizer, case.function, case.x_star, radius,
+                               abs(1.0 - r))
     X0, moved = into_ball(case.X0, case.x_star, radius)
     ev.update(local_radius=radius, evaluation_amplification=amp, starts_moved=moved)
     return replace(case, X0=X0) if moved else case
@@ -459,7 +462,7 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         if r < 1.0 + settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r < 1 + δ",
                             settings, **ev)
-        local = _local_case(case, ev)
+        local = _local_case(case, ev, r)
         radius = _ball_radius(local)
         escape = _escape(local, settings, radius)
         budget = step_budget(r, start=settings.tol, finish=escape,
@@ -508,7 +511,7 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
         if r > 1.0 - settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r > 1 − δ",
                             settings, **ev)
-        local = _local_case(case, ev)
+        local = _local_case(case, ev, r)
         radius = _ball_radius(local)
         budget = step_budget(r, start=radius, finish=settings.tol,
                              factor=settings.budget_factor, minimum=100,

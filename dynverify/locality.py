@@ -110,6 +110,39 @@ def local_radius(opt: Optimizer, f: TestFunction, x_star: Any, *,
     return min(q / amp, cap), amp
 
 
+def linear_radius(opt: Optimizer, f: TestFunction, x_star: Any, radius: float,
+                  margin: float, *, share: float = 0.1, halvings: int = 40) -> float:
+    """The largest radius/2ᵏ at which one step deviates from its linearization by at most
+    share·margin·radius (margin = |1 − r|, the claim's distance to the boundary).
+
+    The evaluated points can all be local while the map itself is far from linear, when
+    its linear part nearly cancels (penalty SAM with 1 + ρλ ≈ 0: the linear term is
+    λ(1 + ρλ)u, the quadratic ρ∇²f∇f term is not small beside it).
+    """
+    from dynverify.linearize import _flatten, jacobian
+
+    xs = np.asarray(x_star, dtype=float).reshape(-1)
+    d = xs.size
+    try:
+        with np.errstate(all="ignore"):
+            J = jacobian(opt, f, xs)
+            z0 = _flatten(lifted_state(opt, xs[None, :]), 1)[0][0]
+            g0 = _flatten(apply_step(opt, lifted_state(opt, xs[None, :]), GuardedOracle(f)),
+                          1)[0][0]
+            E = np.concatenate([np.eye(d), -np.eye(d)])
+            for _ in range(halvings):
+                X = xs[None, :] + radius * E
+                Z = _flatten(lifted_state(opt, X), 2 * d)[0]
+                G = _flatten(apply_step(opt, lifted_state(opt, X), GuardedOracle(f)), 2 * d)[0]
+                err = np.max(np.linalg.norm(G - g0 - (Z - z0) @ J.T, axis=1))
+                if err <= share * margin * radius:
+                    return radius
+                radius /= 2.0
+    except Exception:  # noqa: BLE001 -- the claims report broken maps themselves
+        return radius
+    return radius
+
+
 def into_ball(X0: np.ndarray, center: np.ndarray, radius: float) -> tuple[np.ndarray, int]:
     """Rows of X0 farther than ``radius`` from ``center`` pulled back onto the sphere.
 

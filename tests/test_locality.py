@@ -74,7 +74,10 @@ def test_broken_rotation_invariance_still_caught_before_escape() -> None:
                                   "deep_seed11_usam_metamorphic",
                                   # normalized SAM from starts 1e-9 from x̄ = (0, 1, 0, 0):
                                   # ∇f/‖∇f‖ amplifies rounding of x − x̄ to 1.6e-7
-                                  "ci_sam_metamorphic_rounding"])
+                                  "ci_sam_metamorphic_rounding",
+                                  # penalty SAM with 1 + ρλ ≈ −0.017: its linear part nearly
+                                  # cancels and the ρ∇²f∇f term dominates at 0.0078
+                                  "deep_seed1_penalty_sam_stable_converges"])
 def test_recorded_deep_false_alarms_replay_as_passes(name: str) -> None:
     rep = replay(DATA / f"{name}.json")
     assert rep.recorded["verdict"]["outcome"] == "counterexample"
@@ -97,6 +100,20 @@ def test_evaluation_amplification_by_hand(opt, lams, expected) -> None:  # type:
     Q = np.array([[np.cos(0.7), -np.sin(0.7)], [np.sin(0.7), np.cos(0.7)]])
     f = PlantedFunction(lams, x_star=[0.3, -1.0], rotation=Q)
     assert evaluation_amplification(opt, f, [0.3, -1.0]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_linear_radius_shrinks_until_the_step_is_linear() -> None:
+    from dynverify.locality import linear_radius
+
+    # penalty SAM on f = λu²/2 + u³: G(u) = u − α(λu + 3u²)(1 + ρ(λ + 6u)); by hand the
+    # linear coefficient is αλ(1 + ρλ) and the quadratic one α(3(1 + ρλ) + 6ρλ)
+    lam, a, rho = -2.3359375, 2.0, 0.435546875
+    opt = penalty_sam(lr=a, rho=rho)
+    f = PlantedFunction([lam], terms=[("cube", 1.0, (1.0,))])
+    margin = abs(a * lam * (1 + rho * lam))  # 1 − r
+    quad = abs(a * (3 * (1 + rho * lam) + 6 * rho * lam))
+    R = linear_radius(opt, f, [0.0], 0.0078, margin)
+    assert quad * R <= 0.1 * margin * 1.01 and quad * 2 * R > 0.1 * margin * 0.99
 
 
 def test_local_radius_keeps_evaluated_points_quadratic() -> None:
