@@ -83,9 +83,11 @@ def campaign(seeds: list[int], optimizers: list[str], claims: list[str], profile
 def table(files: list[Path]) -> str:
     from tabulate import tabulate
 
-    items = []
-    for f in files:
-        items += json.loads(f.read_text()).get("items", [])
+    latest: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for f in sorted(files):  # a later file (a rerun) replaces an earlier item
+        for i in json.loads(f.read_text()).get("items", []):
+            latest[(i["seed"], i["optimizer"], i["claim"])] = i
+    items = list(latest.values())
     agg: dict[tuple[str, str], dict[str, Any]] = defaultdict(
         lambda: {"seeds": set(), "cases": 0, "decided": 0, "inconclusive": 0,
                  "counterexamples": 0, "statuses": defaultdict(int), "seconds": 0.0})
