@@ -248,6 +248,42 @@ def _exemption_points(case: Case) -> np.ndarray:
     return np.zeros((0, case.function.dim)) if pts is None else np.asarray(pts, float)[:4]
 
 
+def _jacobian_jump(opt: Optimizer, f: TestFunction, x: np.ndarray, J: np.ndarray
+                   ) -> str | None:
+    """Why the map is not C¹ at x although Jac G(x) exists, or None.
+
+    C¹ needs Jac G continuous at the fixed point, not only defined there: Adam-type maps
+    with ε outside √v are differentiable at (x̄, v = 0) along the domain v ≥ 0, but
+    ∂x⁺/∂v jumps with the sign of ∇f next to it. Jacobians at x + s·u for s shrinking by
+    10² must approach J (like s for a C² map); a difference that does not shrink is a
+    jump. The scale s₀ is the function's quadratic radius (at most 10⁻²).
+    """
+    from dynverify.linearize import jacobian
+
+    q = float(f.quadratic_radius()) if hasattr(f, "quadratic_radius") else 1e-2
+    s0 = min(q, 1e-2) if q > 0 and math.isfinite(q) else 1e-2
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(x.shape)
+    u /= np.linalg.norm(u)
+    size = 1.0 + float(np.max(np.abs(J)))
+    gaps = []
+    for k in range(3):
+        s = s0 * 1e-2 ** k
+        try:
+            with np.errstate(all="ignore"):
+                Js = jacobian(opt, f, x + s * u)
+        except NotDifferentiableError as exc:
+            return f"not differentiable next to the fixed point (at distance {s:.3g}): {exc}"
+        except (OptimizerError, FunctionError):
+            return None
+        gaps.append(float(np.max(np.abs(Js - J))))
+    if gaps[-1] > 1e-6 * size and gaps[-1] > 0.1 * gaps[0]:
+        return ("Jac G is not continuous at the fixed point: max|Jac G(x̄ + s·u) − Jac G(x̄)| "
+                f"= {', '.join(f'{g:.3g}' for g in gaps)} at s = "
+                f"{', '.join(f'{s0 * 1e-2 ** k:.3g}' for k in range(3))}")
+    return None
+
+
 def _exempted(claim: str, case: Case, settings: Settings,
               judge: Callable[[Case, Settings], Verdict]) -> Verdict:
     """A claim on an optimizer that declares ``outside_hypotheses``: measure, don't trust.
@@ -275,6 +311,10 @@ def _exempted(claim: str, case: Case, settings: Settings,
                             why=opt.outside_hypotheses, measured=str(exc), at=x)
         except (OptimizerError, FunctionError):
             break  # the claim itself reports a broken optimizer
+        jump = _jacobian_jump(opt, case.function, x, J)
+        if jump is not None:
+            return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                            why=opt.outside_hypotheses, measured=jump, at=x)
         measured.append({"x": x, "max_abs_jacobian": float(np.max(np.abs(J)))})
     if points.shape[0] == 0:
         return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
