@@ -346,15 +346,21 @@ class _Solver:
 
     def __init__(self, opt: Optimizer) -> None:
         self.opt = opt
-        # differentiability is checked at generic λ (the map's own step; a kink or jump
-        # such as normalized SAM's shows at any λ ≠ 0)
-        probe = _linearize(opt, np.array([0.0, 0.3761, -1.2917, 2.9133]))
+        probe = _linearize(opt, np.array([0.0, 0.3761, -1.2917, 2.9133]), check=False)
         self.m = probe.J.shape[-1]
         self.differences = probe.scheme
         self.unit: list[complex] = []
         self.notes: list[str] = []
         #: diagonal similarity D (powers of 2) applied to every sampled Jac G
         self.D: np.ndarray | None = None
+
+    def check_differentiable(self, s0: float) -> None:
+        """Raise NotDifferentiableError unless the map has a derivative at generic λ of
+        the map's natural scale s₀ (a kink or jump such as normalized SAM's shows at any
+        λ ≠ 0). At λ far beyond s₀ a smooth map can be nonlinear below every step the
+        differences reach (RMSprop with ε = 1e-16 at λ = 1: the gradient λh must stay
+        below √ε), so the check is not made at a fixed λ."""
+        _linearize(self.opt, np.array([0.0, 0.3761, -1.2917, 2.9133]) * s0)
 
     def balance(self, s0: float) -> None:
         """Fix D so that D⁻¹ Jac G D is balanced at the natural scale s₀.
@@ -924,6 +930,7 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
 def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
     opt = sv.opt
     s0, dmax = _natural_scale(opt)
+    sv.check_differentiable(s0)
     if 0.0 < dmax < 1e-6:  # Jac G moves by (almost) nothing over every float λ
         r0 = float(sv.rho(np.zeros(1))[0])
         region = Region([(-math.inf, math.inf)]) if r0 <= 1.0 else Region()
