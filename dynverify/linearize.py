@@ -78,7 +78,8 @@ def apply_step(opt: Optimizer, state: State, oracle: Any, step: int = 0) -> Stat
 
 #: the finite-difference step shrinks by this factor per level (Richardson ratio)
 LEVEL_RATIO = 10.0
-#: number of step levels tried at most (from h down to h·10⁻⁽ᴸᴱⱽᴱᴸˢ⁻¹⁾, never below 1e-13)
+#: number of step levels tried at most (from h down to h·10⁻⁽ᴸᴱⱽᴱᴸˢ⁻¹⁾, never below
+#: 1e-13·|z̄|)
 LEVELS = 9
 #: central differences at consecutive levels agree to this (relative to 1 + |J|)
 CONVERGENCE_TOL = 1e-8
@@ -136,6 +137,21 @@ def _domain_bounds(opt: Optimizer, shapes: list[tuple[int, ...]]) -> tuple[np.nd
     return lo, hi
 
 
+def _relative_change(Dj: np.ndarray, Dn: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """max over entries of |Dj − Dn| / (1 + min(row max, column max) of |est|), per matrix.
+
+    Each entry is measured against the size of its own row or column, whichever is
+    smaller, not against the largest entry of J: a badly scaled J (Adam with α/√ε = 1e6
+    has entries αβ₁/√ε ≈ 1e6 and (1 − β₁)λ ≈ 1e-6 around an O(1) diagonal; at tiny α
+    the roles swap) would otherwise accept differences that have not resolved its O(1)
+    entries, which alone decide the eigenvalues. For a balanced J this is the usual
+    tolerance relative to |J|.
+    """
+    A = np.abs(est)
+    scale = 1.0 + np.minimum(A.max(axis=2)[:, :, None], A.max(axis=1)[:, None, :])
+    return np.max(np.abs(Dj - Dn) / scale, axis=(1, 2))
+
+
 def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                           shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
                           check_differentiable: bool = True) -> Linearization:
@@ -162,9 +178,14 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         raise OptimizerError(f"optimizer {opt!r}: the lifted fixed point lies outside the "
                              "declared state_domains")
     h = np.broadcast_to(np.asarray(h, dtype=float), (n,))
-    base = h * np.maximum(1.0, np.max(np.abs(Z), axis=1))  # (n,)
-    hmax = float(np.max(h)) if n else FD_STEP
-    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(max(hmax, 1e-300) / 1e-13)))))
+    zmax = np.max(np.abs(Z), axis=1) if m else np.zeros(n)
+    base = h * np.maximum(1.0, zmax)  # (n,)
+    # rounding of G(z̄ ± h) bounds the step below by about 1e-13·|z̄|; at z̄ = 0 nothing
+    # does (but underflow): a map on λx²/2 at |λ| = 1e16 takes h = 1e-19 and still needs
+    # its levels (the gradient λh must get below RMSprop's √ε)
+    floor = np.maximum(1e-13 * zmax, 1e-280)
+    ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
+    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio)))))
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
     # direction per (base point, component): 0 central, +1 forward, −1 backward
     h0 = steps[:, :1]
@@ -242,7 +263,8 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                 size = 1.0 + np.max(np.abs(est), axis=(1, 2))
                 diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
                 kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
-                ok = (diff <= CONVERGENCE_TOL * size) & (kink <= KINK_TOL * size)
+                ok = (_relative_change(Dj, Dn, est) <= CONVERGENCE_TOL) & (
+                    kink <= KINK_TOL * size)
                 ok &= np.all(np.isfinite(est), axis=(1, 2))
                 better = ~ok & np.isfinite(diff) & (diff < err[todo])
                 J[todo[better]] = est[better]
