@@ -137,8 +137,11 @@ def _domain_bounds(opt: Optimizer, shapes: list[tuple[int, ...]]) -> tuple[np.nd
     return lo, hi
 
 
-def _relative_change(Dj: np.ndarray, Dn: np.ndarray, est: np.ndarray) -> np.ndarray:
-    """max over entries of |Dj − Dn| / (1 + min(row max, column max) of |est|), per matrix.
+def _relative_change(Dj: np.ndarray, Dn: np.ndarray, est: np.ndarray,
+                     noise: np.ndarray) -> np.ndarray:
+    """max over entries of (|Dj − Dn| − noise)⁺ / (1 + min(row max, column max) of |est|),
+    per matrix; ``noise`` is the rounding of the outputs divided by the step per entry
+    (what no step can resolve: an accumulator's ∂a⁺/∂x = 0 is rounding of |a| ≈ 1).
 
     Each entry is measured against the size of its own row or column, whichever is
     smaller, not against the largest entry of J: a badly scaled J (Adam with α/√ε = 1e6
@@ -149,7 +152,7 @@ def _relative_change(Dj: np.ndarray, Dn: np.ndarray, est: np.ndarray) -> np.ndar
     """
     A = np.abs(est)
     scale = 1.0 + np.minimum(A.max(axis=2)[:, :, None], A.max(axis=1)[:, None, :])
-    return np.max(np.abs(Dj - Dn) / scale, axis=(1, 2))
+    return np.max(np.maximum(np.abs(Dj - Dn) - noise, 0.0) / scale, axis=(1, 2))
 
 
 def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
@@ -205,6 +208,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     D = np.full((n, nlev, m, m), np.nan)  # D[k, j, i, c] = ∂G_i/∂z_c at level j
     fwd = np.full((n, nlev, m, m), np.nan)
     bwd = np.full((n, nlev, m, m), np.nan)
+    rnd = np.full((n, nlev, m, m), np.nan)  # rounding of the outputs / step, per entry
     G0 = np.full((n, m), np.nan)
 
     def evaluate(idx: np.ndarray, levels: list[int], with_centre: bool) -> None:
@@ -243,6 +247,8 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         # one-sided components have no backward slope: compare nothing there
         b = np.where(os_.transpose(0, 1, 3, 2), f, b)
         fwd[idx[:, None], np.array(levels)[None, :]] = f
+        r = (np.abs(GA) + np.abs(GB) + np.abs(g0)) * (np.finfo(float).eps / s)
+        rnd[idx[:, None], np.array(levels)[None, :]] = r.transpose(0, 1, 3, 2)
         bwd[idx[:, None], np.array(levels)[None, :]] = b
 
     J = np.full((n, m, m), np.nan)
@@ -263,7 +269,8 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                 size = 1.0 + np.max(np.abs(est), axis=(1, 2))
                 diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
                 kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
-                ok = (_relative_change(Dj, Dn, est) <= CONVERGENCE_TOL) & (
+                noise = 8.0 * np.maximum(rnd[todo, j], rnd[todo, j + 1])
+                ok = (_relative_change(Dj, Dn, est, noise) <= CONVERGENCE_TOL) & (
                     kink <= KINK_TOL * size)
                 ok &= np.all(np.isfinite(est), axis=(1, 2))
                 better = ~ok & np.isfinite(diff) & (diff < err[todo])
