@@ -221,14 +221,21 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
             P = np.concatenate([P, np.zeros((k, 1, m))], axis=1)
         per = P.shape[1]
         P = Z[idx][:, None, :] + P
+        # the steps actually taken: z̄ + h is rounded (|z̄| = 3, h = 3e-9 loses 1e-7 of h),
+        # and dividing by the nominal h would put that error into every quotient
+        diag = np.arange(m)
+        zc = Z[idx][:, None, :]
+        sA = P[:, :L * m].reshape(k, L, m, m)[:, :, diag, diag] - zc  # (k, L, m)
+        sB = zc - P[:, L * m:2 * L * m].reshape(k, L, m, m)[:, :, diag, diag]
         rows = np.repeat(idx, per)
         flat = P.reshape(-1, m)
         with np.errstate(all="ignore"):
             new = apply_step(opt, _unflatten(flat, shapes), oracle_for(rows))
-            _differences(new, idx, levels, L, k, per, hs, with_centre)
+            _differences(new, idx, levels, L, k, per, hs, with_centre, sA, sB)
 
     def _differences(new: State, idx: np.ndarray, levels: list[int], L: int, k: int,
-                     per: int, hs: np.ndarray, with_centre: bool) -> None:
+                     per: int, hs: np.ndarray, with_centre: bool, sA: np.ndarray,
+                     sB: np.ndarray) -> None:
         G = _flatten(new, k * per)[0].reshape(k, per, m)
         if with_centre:
             G0[idx] = G[:, -1]
@@ -238,12 +245,15 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         s = hs[:, :, None, None]
         d = sign[idx][:, None, :, None]
         os_ = one_sided[idx][:, None, :, None]
-        cen = (GA - GB) / (2 * s)
+        # a step below the rounding of z̄ is not taken at all: nominal step (as before)
+        a_ = np.where(sA > 0, sA, hs[:, :, None])[:, :, :, None]
+        b_ = np.where(sB > 0, sB, hs[:, :, None])[:, :, :, None]
+        cen = (GA - GB) / (a_ + b_)
         one = d * (-3 * g0 + 4 * GA - GB) / (2 * s)
         Dk = np.where(os_, one, cen).transpose(0, 1, 3, 2)
         D[idx[:, None], np.array(levels)[None, :]] = Dk
-        f = ((GA - g0) / s).transpose(0, 1, 3, 2)
-        b = ((g0 - GB) / s).transpose(0, 1, 3, 2)
+        f = np.where(os_, (GA - g0) / s, (GA - g0) / a_).transpose(0, 1, 3, 2)
+        b = ((g0 - GB) / b_).transpose(0, 1, 3, 2)
         # one-sided components have no backward slope: compare nothing there
         b = np.where(os_.transpose(0, 1, 3, 2), f, b)
         fwd[idx[:, None], np.array(levels)[None, :]] = f
