@@ -368,9 +368,8 @@ class _Solver:
 
     def __init__(self, opt: Optimizer) -> None:
         self.opt = opt
-        probe = _linearize(opt, np.array([0.0, 0.3761, -1.2917, 2.9133]), check=False)
-        self.m = probe.J.shape[-1]
-        self.differences = probe.scheme
+        self.m = _flatten(lifted_state(opt, np.zeros((1, 1))), 1)[0].shape[1]
+        self.differences = "central"  # set by check_differentiable
         self.unit: list[complex] = []
         self.notes: list[str] = []
         #: diagonal similarity D (powers of 2) applied to every sampled Jac G
@@ -382,7 +381,8 @@ class _Solver:
         λ ≠ 0). At λ far beyond s₀ a smooth map can be nonlinear below every step the
         differences reach (RMSprop with ε = 1e-16 at λ = 1: the gradient λh must stay
         below √ε), so the check is not made at a fixed λ."""
-        _linearize(self.opt, np.array([0.0, 0.3761, -1.2917, 2.9133]) * s0)
+        self.differences = _linearize(
+            self.opt, np.array([0.0, 0.3761, -1.2917, 2.9133]) * s0).scheme
 
     def balance(self, s0: float) -> None:
         """Fix D so that D⁻¹ Jac G D is balanced at the natural scale s₀.
