@@ -300,8 +300,8 @@ def _char_coefficients(J: np.ndarray) -> np.ndarray:
     return out
 
 
-def _natural_scale(opt: Optimizer) -> tuple[float, float]:
-    """(s₀, dmax): s₀ is the smallest power of 10 where the spectrum of J(±s₀) differs
+def _natural_scale(opt: Optimizer) -> tuple[float, float, np.ndarray | None]:
+    """(s₀, dmax, J): s₀ is the smallest power of 10 where the spectrum of J(±s₀) differs
     from that of J(0) by min(1, dmax/2), dmax the largest change seen over float λ up to
     1e300 (found on a grid of decades in two batched calls); s₀ = 1 when J does not
     depend on λ.
@@ -311,9 +311,14 @@ def _natural_scale(opt: Optimizer) -> tuple[float, float]:
     its eigenvalues (Adam's (1 − β₁)λ entry reaches 1 at λ = 10, while with α/√ε = 1e-50
     its eigenvalues move at λ ~ 1e51).
     """
+    seen: dict[float, np.ndarray] = {}
+
     def change(ks: np.ndarray, c0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         s = 10.0 ** ks
-        c = _char_coefficients(_J(opt, np.concatenate([-0.9173 * s, 0.8791 * s, [0.0]])))
+        J = _J(opt, np.concatenate([-0.9173 * s, 0.8791 * s, [0.0]]))
+        for i, k in enumerate(ks.tolist()):
+            seen[k] = J[[i, ks.size + i]]
+        c = _char_coefficients(J)
         c0 = c[-1] if c0 is None else c0
         d = np.max(np.abs(c[:-1] - c0), axis=1).reshape(2, -1)
         return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0), c0
@@ -322,13 +327,13 @@ def _natural_scale(opt: Optimizer) -> tuple[float, float]:
     dc, c0 = change(coarse, None)
     dmax = float(np.max(dc[np.isfinite(dc)], initial=0.0))
     if dmax == 0.0:
-        return 1.0, 0.0
+        return 1.0, 0.0, None
     target = min(1.0, 0.5 * dmax)
     i = int(np.argmax(dc >= target))
     fine = np.arange(coarse[max(i - 1, 0)], coarse[i] + 1.0, 1.0)
     df, _ = change(fine, c0)
     j = int(np.argmax(df >= target))
-    return float(10.0 ** fine[j]), dmax
+    return float(10.0 ** fine[j]), dmax, seen[float(fine[j])]
 
 
 # -- persistent unit eigenvalues -----------------------------------------------------------
@@ -384,7 +389,7 @@ class _Solver:
         self.differences = _linearize(
             self.opt, np.array([0.0, 0.3761, -1.2917, 2.9133]) * s0).scheme
 
-    def balance(self, s0: float) -> None:
+    def balance(self, s0: float, J: np.ndarray | None = None) -> None:
         """Fix D so that D⁻¹ Jac G D is balanced at the natural scale s₀.
 
         Jac G can be badly scaled: Adam with a = α/√ε = 1e6 has entries −aβ₁ ≈ 1e6 and
@@ -394,7 +399,8 @@ class _Solver:
         similarity changes no eigenvalue, and keeps J polynomial or rational in λ; with
         powers of 2 it is exact.
         """
-        J = _J(self.opt, np.array([0.8791, -0.9173, 0.3761]) * s0)
+        if J is None:  # (given: Jac G at ±s₀ from the scale search)
+            J = _J(self.opt, np.array([0.8791, -0.9173, 0.3761]) * s0)
         J = J[np.all(np.isfinite(J), axis=(1, 2))]
         if J.shape[0] == 0 or self.m < 2:
             return
@@ -951,7 +957,7 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
 
 def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
     opt = sv.opt
-    s0, dmax = _natural_scale(opt)
+    s0, dmax, J_s0 = _natural_scale(opt)
     sv.check_differentiable(s0)
     if 0.0 < dmax < 1e-6:  # Jac G moves by (almost) nothing over every float λ
         r0 = float(sv.rho(np.zeros(1))[0])
@@ -963,7 +969,7 @@ def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
                           (*sv.notes, f"Jac G changes by at most {dmax:.3g} over every float "
                                       f"λ and ρ₁(0) = {r0!r}: the filter is not resolved"))
     with np.errstate(all="ignore"):
-        sv.balance(s0)
+        sv.balance(s0, J_s0)
     scales = sorted({min(max(s0 * k, 1e-300), _BIG) for k in _LADDER})
     with np.errstate(all="ignore"):
         forms = _forms(sv, scales)

@@ -208,7 +208,9 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     D = np.full((n, nlev, m, m), np.nan)  # D[k, j, i, c] = ∂G_i/∂z_c at level j
     fwd = np.full((n, nlev, m, m), np.nan)
     bwd = np.full((n, nlev, m, m), np.nan)
-    rnd = np.full((n, nlev, m, m), np.nan)  # rounding of the outputs / step, per entry
+    rnd = np.full((n, nlev, m), np.nan)  # rounding of each output / step
+    any_one_sided = bool(np.any(one_sided))
+    zero_base = not np.any(Z)
     G0 = np.full((n, m), np.nan)
 
     def evaluate(idx: np.ndarray, levels: list[int], with_centre: bool) -> None:
@@ -223,10 +225,13 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         P = Z[idx][:, None, :] + P
         # the steps actually taken: z̄ + h is rounded (|z̄| = 3, h = 3e-9 loses 1e-7 of h),
         # and dividing by the nominal h would put that error into every quotient
-        diag = np.arange(m)
-        zc = Z[idx][:, None, :]
-        sA = P[:, :L * m].reshape(k, L, m, m)[:, :, diag, diag] - zc  # (k, L, m)
-        sB = zc - P[:, L * m:2 * L * m].reshape(k, L, m, m)[:, :, diag, diag]
+        if zero_base:  # 0 ± h is exact
+            sA = sB = np.broadcast_to(hs[:, :, None], (k, L, m))
+        else:
+            diag = np.arange(m)
+            zc = Z[idx][:, None, :]
+            sA = P[:, :L * m].reshape(k, L, m, m)[:, :, diag, diag] - zc  # (k, L, m)
+            sB = zc - P[:, L * m:2 * L * m].reshape(k, L, m, m)[:, :, diag, diag]
         rows = np.repeat(idx, per)
         flat = P.reshape(-1, m)
         with np.errstate(all="ignore"):
@@ -252,13 +257,16 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         one = d * (-3 * g0 + 4 * GA - GB) / (2 * s)
         Dk = np.where(os_, one, cen).transpose(0, 1, 3, 2)
         D[idx[:, None], np.array(levels)[None, :]] = Dk
-        f = np.where(os_, (GA - g0) / s, (GA - g0) / a_).transpose(0, 1, 3, 2)
+        f = (np.where(os_, (GA - g0) / s, (GA - g0) / a_) if any_one_sided
+             else (GA - g0) / a_).transpose(0, 1, 3, 2)
         b = ((g0 - GB) / b_).transpose(0, 1, 3, 2)
         # one-sided components have no backward slope: compare nothing there
         b = np.where(os_.transpose(0, 1, 3, 2), f, b)
         fwd[idx[:, None], np.array(levels)[None, :]] = f
-        r = (np.abs(GA) + np.abs(GB) + np.abs(g0)) * (np.finfo(float).eps / s)
-        rnd[idx[:, None], np.array(levels)[None, :]] = r.transpose(0, 1, 3, 2)
+        # rounding of output i over the step (the same for every column, up to the step)
+        r = (np.max(np.abs(GA) + np.abs(GB), axis=2) + np.abs(g0[:, :, 0])) * (
+            np.finfo(float).eps / hs[:, :, None])
+        rnd[idx[:, None], np.array(levels)[None, :]] = r
         bwd[idx[:, None], np.array(levels)[None, :]] = b
 
     J = np.full((n, m, m), np.nan)
@@ -279,7 +287,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                 size = 1.0 + np.max(np.abs(est), axis=(1, 2))
                 diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
                 kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
-                noise = 8.0 * np.maximum(rnd[todo, j], rnd[todo, j + 1])
+                noise = 8.0 * np.maximum(rnd[todo, j], rnd[todo, j + 1])[:, :, None]
                 ok = (_relative_change(Dj, Dn, est, noise) <= CONVERGENCE_TOL) & (
                     kink <= KINK_TOL * size)
                 ok &= np.all(np.isfinite(est), axis=(1, 2))
