@@ -282,40 +282,44 @@ def bench_engine(names: list[str], dims: list[int], B: int, T: int, *, repeat: i
                 prog(Xj)[0].block_until_ready()
                 compile_s = time.perf_counter() - t0  # first call: trace + compile + run
             engine_run(name, f, X0[:10], min(T, 20))  # warm-up (first calls, caches)
-            # engine and JAX timings interleaved, so that both see the same machine load
-            secs = j_secs = math.inf
-            res = out = None
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                res = engine_run(name, f, X0, T)
-                secs = min(secs, time.perf_counter() - t0)
-                if prog is not None:
-                    t0 = time.perf_counter()
-                    out = prog(Xj)[0].block_until_ready()
-                    j_secs = min(j_secs, time.perf_counter() - t0)
-            assert res is not None
+            Xs = X0[:sub_B]
+            res = engine_run(name, f, X0, T)
+            progs: dict[str, Callable[[], Any]] = {
+                "engine": lambda name=name, f=f, X0=X0: engine_run(name, f, X0, T)}
+            if prog is not None:
+                progs["jax"] = lambda prog=prog, Xj=Xj: prog(Xj)[0].block_until_ready()
+            if baselines:
+                autograd_loop(name, f, Xs[:1], 2)  # warm-up
+                # the autograd subset is timed as often as the engine, interleaved with it
+                progs["autograd"] = (lambda name=name, f=f, Xs=Xs:
+                                     autograd_loop(name, f, Xs, sub_T))
+            t = interleaved(progs, repeat)
             executed = int(res.steps.sum())
             counts = {s.name.lower(): n for s, n in res.counts().items() if n}
+            secs = t["engine"]["cpu_min"]
             row: dict[str, Any] = {
                 "optimizer": name, "d": d, "B": B, "T": T, "point_steps": executed,
                 "statuses": counts, "seconds": secs, "rate": executed / secs,
+                "times": t,
             }
             if baselines:
-                Xs = X0[:sub_B]
-                t0 = time.perf_counter()
                 x_ag = autograd_loop(name, f, Xs, sub_T)
-                ag_secs = time.perf_counter() - t0
                 ref = engine_run(name, f, Xs, sub_T).x
+                ag = t["autograd"]
                 row["autograd"] = {
-                    "B": sub_B, "T": sub_T, "seconds": ag_secs,
-                    "rate": sub_B * sub_T / ag_secs, "extrapolated": True,
+                    "B": sub_B, "T": sub_T, "seconds": ag["cpu_min"],
+                    "rate": sub_B * sub_T / ag["cpu_min"], "extrapolated": True,
                     "max_abs_dx": float(np.max(np.abs(x_ag - ref))),
                 }
                 row["vs_autograd"] = row["rate"] / row["autograd"]["rate"]
+                row["vs_autograd_median"] = ((executed / t["engine"]["cpu_median"])
+                                             / (sub_B * sub_T / ag["cpu_median"]))
             if prog is not None:
+                out = prog(Xj)[0]
+                j_secs = t["jax"]["cpu_min"]  # all of XLA's threads: if anything, against JAX
                 row["jax"] = {
                     "B": B, "T": T, "seconds": j_secs, "rate": B * T / j_secs,
-                    "compile_seconds": max(compile_s - j_secs, 0.0),
+                    "compile_seconds": max(compile_s - t["jax"]["wall_min"], 0.0),
                     "max_abs_dx": float(np.max(np.abs(np.asarray(out) - res.x))),
                 }
                 row["vs_jax"] = row["rate"] / row["jax"]["rate"]
@@ -404,6 +408,247 @@ def engine_table(rows: list[dict[str, Any]]) -> str:
     ], disable_numparse=True, colalign=("left",) + ("right",) * 10)
 
 
+# -- timing helpers -----------------------------------------------------------------------
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result) of one call."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def _stats(walls: list[float], cpus: list[float], per: float = 1.0) -> dict[str, Any]:
+    """min and median of wall and CPU times, divided by ``per`` (e.g. point-steps)."""
+    return {"n": len(walls), "wall_min": min(walls) / per,
+            "wall_median": float(np.median(walls)) / per,
+            "cpu_min": min(cpus) / per, "cpu_median": float(np.median(cpus)) / per}
+
+
+def interleaved(programs: dict[str, Callable[[], Any]], repeat: int,
+                per: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Time every program ``repeat`` times, round-robin (a, b, c, a, b, c, …), so that all
+    of them see the same machine load; min and median of wall and CPU time each."""
+    walls: dict[str, list[float]] = {k: [] for k in programs}
+    cpus: dict[str, list[float]] = {k: [] for k in programs}
+    for _ in range(repeat):
+        for k, fn in programs.items():
+            w, c, _ = _timed(fn)
+            walls[k].append(w)
+            cpus[k].append(c)
+    return {k: _stats(walls[k], cpus[k], per) for k in programs}
+
+
+# -- engine against hand-written fused numpy, by batch size --------------------------------
+
+def fused_numpy(name: str, f: Any, X0: np.ndarray, T: int) -> np.ndarray:
+    """The update written by hand in numpy, batched, the planted gradient inlined: what a
+    performance-minded numpy user writes (no status bookkeeping at all)."""
+    H = f.hessian_at_star
+    xs = np.asarray(f.x_star, dtype=float)
+    A = np.array([t.a for t in f.terms], dtype=float)
+    At = A.T.copy()
+    c = np.array([t.c for t in f.terms], dtype=float)
+    assert tuple(t.phi for t in f.terms) == TERMS
+    fourmu = 4.0 * f.mu
+    hp = HYPERPARAMETERS[name]
+    lr = hp["lr"]
+
+    def grad(X: np.ndarray) -> np.ndarray:
+        U = X - xs
+        P = U @ At
+        D = np.empty_like(P)
+        t = P[:, 0]
+        D[:, 0] = 3.0 * t * t
+        t = P[:, 1]
+        D[:, 1] = 4.0 * t * t * t
+        t = P[:, 2]
+        t2 = t * t
+        q = 1.0 + t2
+        D[:, 2] = 2.0 * t2 * t * (2.0 + t2) / (q * q)
+        t = P[:, 3]
+        s = np.sqrt(1.0 + t * t)
+        D[:, 3] = 2.0 * t * t * t / (s * (s + 1.0))
+        r2 = np.einsum("ij,ij->i", U, U)
+        return U @ H + (D * c) @ A + (fourmu * r2)[:, None] * U
+
+    x = X0.copy()
+    if name == "gradient_descent":
+        for _ in range(T):
+            x = x - lr * grad(x)
+    elif name == "heavy_ball":
+        b, prev = hp["momentum"], X0.copy()
+        for _ in range(T):
+            x, prev = x - lr * grad(x) + b * (x - prev), x
+    else:
+        raise ValueError(f"no fused numpy update for {name!r}")
+    return x
+
+
+def bench_batch(names: list[str], d: int, batches: list[int], point_steps: int, *,
+                repeat: int) -> list[dict[str, Any]]:
+    """Engine, hand-written fused numpy and JAX at each batch size, interleaved.
+
+    T = max(50, point_steps // B) steps (at most 500), so each timing covers about the same
+    number of point-steps; µs per point-step, min and median of ``repeat`` runs each.
+    """
+    f = planted_function(d)
+    use_jax = jax_available()
+    rows = []
+    for name in names:
+        for B in batches:
+            T = int(min(500, max(50, point_steps // B)))
+            X0 = initial_points(f, B)
+            progs: dict[str, Callable[[], Any]] = {
+                "engine": lambda name=name, X0=X0, T=T: engine_run(name, f, X0, T),
+                "numpy": lambda name=name, X0=X0, T=T: fused_numpy(name, f, X0, T),
+            }
+            res = engine_run(name, f, X0, T)  # warm-up, and the point-steps actually run
+            assert int(res.steps.sum()) == B * T, "a row finished early: not a fixed workload"
+            dx = float(np.max(np.abs(fused_numpy(name, f, X0, T) - res.x)))
+            if use_jax:
+                import jax
+
+                prog = jax_program(name, f, T)
+                Xj = jax.numpy.asarray(X0)
+                prog(Xj)[0].block_until_ready()  # compile
+                progs["jax"] = lambda prog=prog, Xj=Xj: prog(Xj)[0].block_until_ready()
+            t = interleaved(progs, repeat, per=B * T / 1e6)  # µs per point-step
+            row: dict[str, Any] = {"optimizer": name, "d": d, "B": B, "T": T,
+                                   "max_abs_dx_numpy": dx, **{k: v for k, v in t.items()}}
+            row["engine_vs_numpy"] = t["engine"]["cpu_min"] / t["numpy"]["cpu_min"]
+            row["engine_vs_numpy_median"] = (t["engine"]["cpu_median"]
+                                             / t["numpy"]["cpu_median"])
+            if use_jax:
+                # CPU time of all of XLA's threads: if anything, in JAX's disfavour
+                row["engine_vs_jax"] = t["engine"]["cpu_min"] / t["jax"]["cpu_min"]
+            rows.append(row)
+            _progress(f"batch {name} B={B}: engine {t['engine']['cpu_min']:.3g} µs, numpy "
+                      f"{t['numpy']['cpu_min']:.3g} µs, ratio {row['engine_vs_numpy']:.2f}"
+                      + (f", jax {t['jax']['cpu_min']:.3g} µs" if use_jax else ""))
+    return rows
+
+
+def batch_table(rows: list[dict[str, Any]], fmt: str = "simple") -> str:
+    def cell(r: dict[str, Any], k: str) -> str:
+        if k not in r:
+            return "—"
+        return f"{r[k]['cpu_min']:.3g} / {r[k]['cpu_median']:.3g}"
+
+    def vs_jax(r: dict[str, Any]) -> str:  # CPU min (files before this change kept wall)
+        return (f"{r['engine']['cpu_min'] / r['jax']['cpu_min']:.1f}×" if "jax" in r
+                else "—")
+
+    return tabulate([[r["optimizer"], r["d"], r["B"], r["T"], cell(r, "engine"),
+                      cell(r, "numpy"), f"{r['engine_vs_numpy']:.2f}× "
+                      f"({r['engine_vs_numpy_median']:.2f}×)", cell(r, "jax"),
+                      vs_jax(r)]
+                     for r in rows],
+                    headers=["optimizer", "d", "B", "T", "engine µs (min/med)",
+                             "fused numpy µs (min/med)", "engine ÷ numpy (median)",
+                             "JAX µs (min/med)", "engine time ÷ JAX time"],
+                    tablefmt=fmt, disable_numparse=True)
+
+
+# -- `dynverify check` against a baseline checkout, with a reference workload ---------------
+
+def reference_workload() -> float:
+    """A fixed pure-numpy loop (no dynverify): its time measures the machine's speed now."""
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((10, 10)) / 10
+    x = rng.standard_normal((16, 10))
+    acc = 0.0
+    for _ in range(100_000):
+        x = np.tanh(x @ M + 0.1)
+        acc += float(x[0, 0])
+    return acc
+
+
+def _verdict_counts(run_root: Path) -> dict[str, dict[str, int]]:
+    """{"optimizer/claim": {outcome: count}} from the cases-*.jsonl of the newest run."""
+    runs = sorted(p for p in run_root.iterdir() if p.is_dir())
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted(runs[-1].glob("cases-*.jsonl")):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            key = f"{rec['optimizer']['name']}/{rec['claim']}"
+            c = counts.setdefault(key, {})
+            c[rec["outcome"]] = c.get(rec["outcome"], 0) + 1
+    return counts
+
+
+def _run_check(tree: Path | None, profile: str, optimizers: list[str], reports: Path,
+               seed: int | None = None) -> tuple[float, float, int, dict[str, dict[str, int]]]:
+    """`python -m dynverify check` of ``tree`` (None: this checkout) in a subprocess:
+    (wall s, CPU s of the child, return code, verdict counts)."""
+    import resource
+
+    env = os.environ.copy()
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    cmd = [sys.executable, "-m", "dynverify", "check", "--profile", profile, "--quiet",
+           "--reports", str(reports), *(["--seed", str(seed)] if seed is not None else []),
+           *optimizers]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
+                          cwd=reports)  # one Hypothesis database per tree
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.returncode, _verdict_counts(reports)
+
+
+def bench_check(baseline: Path | None, profile: str, optimizers: list[str], repeat: int,
+                workdir: Path, seed: int | None = None) -> dict[str, Any]:
+    """``dynverify check`` of this checkout and of ``baseline``, and the reference workload,
+    interleaved ``repeat`` times; verdict counts compared between the two trees."""
+    trees: dict[str, Path | None] = {"current": None}
+    if baseline is not None:
+        trees["baseline"] = baseline
+    walls: dict[str, list[float]] = {k: [] for k in [*trees, "reference"]}
+    cpus: dict[str, list[float]] = {k: [] for k in walls}
+    verdicts: dict[str, Any] = {}
+    rcs: dict[str, list[int]] = {k: [] for k in trees}
+    for i in range(repeat):
+        for k, tree in trees.items():
+            reports = workdir / f"reports-{k}"
+            reports.mkdir(parents=True, exist_ok=True)
+            w, c, rc, counts = _run_check(tree, profile, optimizers, reports, seed)
+            walls[k].append(w)
+            cpus[k].append(c)
+            rcs[k].append(rc)
+            verdicts[k] = counts
+            _progress(f"check {profile} {k} #{i + 1}: {w:.1f} s wall, {c:.1f} s CPU, rc={rc}")
+        w, c, _ = _timed(reference_workload)
+        walls["reference"].append(w)
+        cpus["reference"].append(c)
+    out: dict[str, Any] = {"profile": profile, "optimizers": optimizers or "all built-ins",
+                           "seed": seed,
+                           "baseline": str(baseline) if baseline else None,
+                           "times": {k: _stats(walls[k], cpus[k]) for k in walls},
+                           "returncodes": rcs, "verdicts": verdicts}
+    t = out["times"]
+    for k in trees:
+        out[f"{k}_in_reference_units"] = t[k]["cpu_min"] / t["reference"]["cpu_min"]
+    if baseline is not None:
+        out["speedup_cpu_min"] = t["baseline"]["cpu_min"] / t["current"]["cpu_min"]
+        out["speedup_cpu_median"] = t["baseline"]["cpu_median"] / t["current"]["cpu_median"]
+        out["speedup_wall_median"] = t["baseline"]["wall_median"] / t["current"]["wall_median"]
+        out["verdicts_identical"] = verdicts["baseline"] == verdicts["current"]
+    return out
+
+
+def check_table(res: dict[str, Any], fmt: str = "simple") -> str:
+    rows = [[k, f"{v['wall_min']:.1f}", f"{v['wall_median']:.1f}", f"{v['cpu_min']:.1f}",
+             f"{v['cpu_median']:.1f}",
+             f"{res[f'{k}_in_reference_units']:.1f}" if f"{k}_in_reference_units" in res
+             else "1"]
+            for k, v in res["times"].items()]
+    return tabulate(rows, headers=["program", "wall min s", "wall median s", "CPU min s",
+                                   "CPU median s", "CPU ÷ reference"], tablefmt=fmt,
+                    disable_numparse=True)
+
+
 # -- claim throughput ---------------------------------------------------------------------
 
 def bench_claims(names: list[str], claims: list[str], profile: str) -> list[dict[str, Any]]:
@@ -416,7 +661,7 @@ def bench_claims(names: list[str], claims: list[str], profile: str) -> list[dict
     rows = []
     for name in names:
         for claim in claims:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 res = check_optimizer(name, profile=profile, claims=[claim],
                                       reports=None).results[0]
@@ -426,10 +671,14 @@ def bench_claims(names: list[str], claims: list[str], profile: str) -> list[dict
                              "seconds": time.perf_counter() - t0})
                 _progress(f"claims {name}/{claim}: pending ({type(exc).__name__})")
                 continue
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             cases = int(sum(res.counts.values()))
+            counts = {str(getattr(k, "value", k)): int(v) for k, v in res.counts.items()}
+            decided = counts.get("pass", 0) + counts.get("counterexample", 0)
             row = {"optimizer": name, "claim": claim, "profile": profile, "cases": cases,
-                   "counts": dict(res.counts), "seconds": wall,
+                   "counts": counts, "seconds": wall, "cpu_seconds": cpu,
+                   "decided": decided,
+                   "cpu_ms_per_decided": 1e3 * cpu / decided if decided else None,
                    "claim_seconds": res.seconds,
                    "cases_per_second": cases / wall if wall > 0 else math.nan,
                    "error": res.error, "counterexample": res.counterexample is not None}
@@ -456,12 +705,15 @@ def claims_table(rows: list[dict[str, Any]]) -> str:
         c = r["counts"]
         note = ("error: " + r["error"][:60]) if r.get("error") else (
             "counterexample" if r["counterexample"] else "")
+        per = r.get("cpu_ms_per_decided")
         table.append([r["optimizer"], r["claim"], r["cases"],
                       f"{c.get('pass', 0)}/{c.get('counterexample', 0)}/"
                       f"{c.get('inconclusive', 0)}",
-                      f"{r['seconds']:.2f}", f"{r['cases_per_second']:.1f}", note])
+                      f"{r['seconds']:.2f}", f"{r.get('cpu_seconds', math.nan):.2f}",
+                      f"{per:.0f}" if per is not None else "—", note])
     return tabulate(table, headers=["optimizer", "claim", "cases", "pass/cex/inconcl.",
-                                    "seconds", "cases/s", "note"], disable_numparse=True)
+                                    "wall s", "CPU s", "CPU ms per decided case", "note"],
+                    disable_numparse=True)
 
 
 # -- suite time ---------------------------------------------------------------------------
@@ -588,10 +840,31 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                                 f"B×T={worst['B']}×{worst['T']}",
                     "met": worst["vs_autograd"] >= 1000})
     if at10 and all("vs_jax" in r for r in at10):
-        worst = min(at10, key=lambda r: r["vs_jax"])
+        def cpu_vs_jax(r: dict[str, Any]) -> dict[str, Any]:  # CPU time, like the engine
+            t = r.get("times", {})
+            if "jax" not in t:
+                return r
+            return dict(r, vs_jax=r["rate"] / (r["jax"]["B"] * r["jax"]["T"]
+                                               / t["jax"]["cpu_min"]))
+        worst = min((cpu_vs_jax(r) for r in at10), key=lambda r: r["vs_jax"])
         out.append({"target": "engine within 1.5× of JAX at d=10 (ratio ≥ 0.667)",
                     "measured": f"min {worst['vs_jax']:.2f}× ({worst['optimizer']})",
                     "met": worst["vs_jax"] >= 1 / 1.5})
+    batch = result.get("batch", [])
+    if batch:
+        worst = max(batch, key=lambda r: r["engine_vs_numpy"])
+        out.append({"target": "engine within 2× of fused numpy at every B (issue 15)",
+                    "measured": f"max {worst['engine_vs_numpy']:.2f}× (CPU min; "
+                                f"{worst['optimizer']}, B={worst['B']})",
+                    "met": all(r["engine_vs_numpy"] <= 2.0 for r in batch)})
+    chk = result.get("check")
+    if chk and chk.get("baseline") and chk["profile"] == "ci":
+        out.append({"target": "`dynverify check` (ci) ≥ 3× faster than the baseline, same "
+                              "verdicts (issue 15)",
+                    "measured": f"{chk['speedup_cpu_min']:.2f}× (CPU min), "
+                                f"{chk['speedup_cpu_median']:.2f}× (CPU median); verdicts "
+                                f"identical: {chk['verdicts_identical']}",
+                    "met": chk["speedup_cpu_min"] >= 3.0 and chk["verdicts_identical"]})
     for profile, limit in (("ci", 300.0), ("deep", 1800.0)):
         rows = [r for r in result.get("suite", []) if r["profile"] == profile
                 and r["workers"] == 2]
@@ -616,22 +889,49 @@ def render_markdown(paths: list[Path]) -> str:
             rows = []
             for r in res["engine"]:
                 ag, jx = r.get("autograd"), r.get("jax")
+                if jx and "jax" in r.get("times", {}):  # CPU time, like the engine
+                    jx = dict(jx, rate=jx["B"] * jx["T"] / r["times"]["jax"]["cpu_min"])
+                    r = dict(r, vs_jax=r["rate"] / jx["rate"])
                 rows.append([r["optimizer"], r["d"], f"{1e6 / r['rate']:.3g}",
                              f"{1e6 / ag['rate']:.3g}" if ag else "—",
                              f"{r['vs_autograd']:,.0f}×" if ag else "—",
+                             (f"{r['vs_autograd_median']:,.0f}×"
+                              if "vs_autograd_median" in r else "—"),
                              f"{1e6 / jx['rate']:.3g}" if jx else "—",
                              f"{r['vs_jax']:.2f}×" if jx else "—",
                              f"{jx['compile_seconds']:.2f}" if jx else "—"])
             w = res["workload"]
-            parts.append(f"Engine, B×T = {w['B']}×{w['T']} point-steps per row, µs per "
-                         f"point-step (best of {w['repeat']}); autograd measured on "
-                         f"{w['autograd_subset']['B']}×{w['autograd_subset']['T']} and "
-                         "extrapolated; JAX excludes compile time (last column).\n\n"
+            parts.append(f"Engine, B×T = {w['B']}×{w['T']}, µs per point-step (CPU time, "
+                         f"min of {w['repeat']} interleaved runs; JAX: CPU time of all its "
+                         f"threads, compile excluded). The autograd loop runs on "
+                         f"{w['autograd_subset']['B']}×{w['autograd_subset']['T']} "
+                         f"point-steps, timed as often as the engine, interleaved with it."
+                         "\n\n"
                          + tabulate(rows, headers=["optimizer", "d", "dynverify µs",
-                                                   "autograd µs", "dynverify vs autograd",
-                                                   "JAX µs", "dynverify vs JAX",
-                                                   "JAX compile s"],
+                                                   "autograd µs", "vs autograd (min)",
+                                                   "vs autograd (median)", "JAX µs",
+                                                   "dynverify vs JAX", "JAX compile s"],
                                     tablefmt="github", disable_numparse=True))
+        if res.get("batch"):
+            parts.append("Engine against the same update written by hand in fused numpy "
+                         "(planted gradient inlined, no bookkeeping) and JAX "
+                         "(`jit(vmap(scan))`), d = 10, µs per point-step, CPU min / median "
+                         "of interleaved runs (JAX: CPU time of all its threads)\n\n"
+                         + batch_table(res["batch"], "github"))
+        if res.get("check"):
+            c = res["check"]
+            parts.append(f"`dynverify check --profile {c['profile']}` ({c['optimizers']}"
+                         + (f", seed {c['seed']}" if c.get("seed") is not None else "")
+                         + f"), this tree against the baseline tree `{c['baseline']}`, "
+                         f"{c['times']['reference']['n']} interleaved runs each, with a "
+                         "fixed pure-numpy reference workload timed between them\n\n"
+                         + check_table(c, "github")
+                         + ("\n\nSpeed-up over the baseline: "
+                            f"**{c['speedup_cpu_min']:.2f}×** (CPU min), "
+                            f"{c['speedup_cpu_median']:.2f}× (CPU median), "
+                            f"{c['speedup_wall_median']:.2f}× (wall median). Verdict counts "
+                            "per optimizer × claim identical in both trees: "
+                            f"**{c['verdicts_identical']}**." if c.get("baseline") else ""))
         if res.get("scaling"):
             parts.append("Where the time goes (µs per point-step)\n\n" + tabulate(
                 [[r["optimizer"], r["d"], r["B"], r["T"], f"{r['engine_us']:.3g}",
@@ -649,23 +949,29 @@ def render_markdown(paths: list[Path]) -> str:
             def fmt(r: dict[str, Any] | None) -> str:
                 if r is None or "cases" not in r:
                     return "pending"
-                return f"{r['cases_per_second']:.0f}" + (" (cex)" if r["counterexample"]
-                                                         else "")
+                per = r.get("cpu_ms_per_decided")
+                c = r["counts"]
+                return (f"{per:.0f} ms" if per is not None else "—") + (
+                    f" ({c.get('pass', 0)}/{c.get('counterexample', 0)}/"
+                    f"{c.get('inconclusive', 0)})")
             total = sum(r.get("cases", 0) for r in res["claims"])
-            secs = sum(r.get("seconds", 0.0) for r in res["claims"])
-            parts.append(f"Claim throughput, verified cases per second (`ci` profile; "
-                         f"{total} cases in {secs:.0f} s overall)\n\n" + tabulate(
-                             [[o, *(fmt(cell.get((o, c))) for c in claims)] for o in opts],
-                             headers=["optimizer", *claims], tablefmt="github",
-                             disable_numparse=True))
+            cpu = sum(r.get("cpu_seconds", 0.0) for r in res["claims"])
+            parts.append("CPU time per **decided** case (pass or counterexample) of each "
+                         f"claim under the `ci` profile, with the pass/counterexample/"
+                         f"inconclusive counts ({total} cases, {cpu:.0f} s CPU overall)\n\n"
+                         + tabulate([[o, *(fmt(cell.get((o, c))) for c in claims)]
+                                     for o in opts],
+                                    headers=["optimizer", *claims], tablefmt="github",
+                                    disable_numparse=True))
         if res.get("suite"):
             parts.append("Suite wall time\n\n" + tabulate(
                 [[f"`{r['command']}`", f"{r['seconds'] / 60:.1f} min", r["summary"]]
                  for r in res["suite"]], headers=["command", "wall time", "pytest"],
                 tablefmt="github", disable_numparse=True))
-        if res.get("targets"):
+        tg = targets(res)  # recomputed from the data, so new targets apply to old files
+        if tg:
             parts.append(tabulate([[t["target"], t["measured"], "met" if t["met"] else
-                                    "**missed**"] for t in res["targets"]],
+                                    "**missed**"] for t in tg],
                                   headers=["target", "measured", ""], tablefmt="github"))
     return "\n\n".join(parts)
 
@@ -691,7 +997,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="small smoke run (B=200, T=100, d=10, one claim, no suite)")
     p.add_argument("--sections", default="engine,scaling,claims,suite",
-                   help="comma-separated: engine, scaling, claims, suite (default: all)")
+                   help="comma-separated: engine, scaling, batch, check, claims, suite "
+                        "(default: engine,scaling,claims,suite)")
+    p.add_argument("--batches", default="1,16,100,1000,10000",
+                   help="batch sizes of the batch section (engine vs fused numpy vs JAX)")
+    p.add_argument("--batch-optimizers", default="gradient_descent,heavy_ball",
+                   help="optimizers of the batch section (those with a fused numpy update)")
+    p.add_argument("--baseline", default=None, metavar="DIR",
+                   help="check section: a source tree of dynverify to compare with (run with "
+                        "PYTHONPATH=DIR), e.g. a `git archive` of the starting commit")
+    p.add_argument("--check-profile", default="ci", help="profile of the check section")
+    p.add_argument("--check-optimizers", default="",
+                   help="optimizers of the check section (default: all built-ins)")
+    p.add_argument("--check-seed", type=int, default=None,
+                   help="check section: Hypothesis seed (`dynverify check --seed`), so that "
+                        "non-derandomized profiles (deep) draw the same cases in both trees")
+    p.add_argument("--check-repeat", type=int, default=3,
+                   help="interleaved runs of each tree in the check section (default 3)")
     p.add_argument("--optimizers", default=None, help="comma-separated built-in names")
     p.add_argument("--dims", default=None, help="comma-separated dimensions (default 2,10,50)")
     p.add_argument("--batch", type=int, default=None, help="trajectories B (default 1000)")
@@ -722,7 +1044,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     q = args.quick
     args.sections = _csv(args.sections)
-    bad = set(args.sections) - {"engine", "scaling", "claims", "suite"}
+    bad = set(args.sections) - {"engine", "scaling", "batch", "check", "claims", "suite"}
     if bad:
         p.error(f"unknown sections {sorted(bad)}")
     if q and args.sections == ["engine", "scaling", "claims", "suite"]:
@@ -789,6 +1111,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save()
         blocks.append("Where the time goes (gradient_descent, d=10, T=200)\n"
                       + scaling_table(rows))
+    if "batch" in args.sections:
+        rows = bench_batch(_csv(args.batch_optimizers), 10,
+                           [int(b) for b in _csv(args.batches)],
+                           20_000 if args.quick else 200_000, repeat=args.repeat)
+        result["batch"] = rows
+        save()
+        blocks.append("Engine vs hand-written fused numpy vs JAX by batch size (d=10; µs per "
+                      "point-step, CPU min / median; JAX ratio on wall time)\n"
+                      + batch_table(rows))
+    if "check" in args.sections:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dynverify-bench-") as tmp:
+            res = bench_check(Path(args.baseline).resolve() if args.baseline else None,
+                              args.check_profile, _csv(args.check_optimizers),
+                              args.check_repeat, Path(tmp), args.check_seed)
+        result["check"] = res
+        save()
+        blocks.append(f"`dynverify check --profile {args.check_profile}` "
+                      f"({res['optimizers']}), interleaved ×{args.check_repeat}\n"
+                      + check_table(res)
+                      + (f"\nspeed-up vs baseline: {res['speedup_cpu_min']:.2f}× (CPU min), "
+                         f"{res['speedup_cpu_median']:.2f}× (CPU median); verdict counts "
+                         f"identical: {res['verdicts_identical']}" if args.baseline else ""))
     if "claims" in args.sections:
         cnames = (_csv(args.claim_optimizers) if args.claim_optimizers
                   else (["gradient_descent", "heavy_ball"] if args.quick else names))

@@ -43,13 +43,27 @@ from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
 from dynverify.registry import Registration, missing_hyperparameters, resolve
 
-#: which spectra each planted-point claim draws relative to the filter
+#: which spectra each planted-point claim draws: relative to the filter R with a margin
+#: ("inside", "outside"), hugging R's boundary points from either side ("near_inside",
+#: "near_outside", relative distances HUG_DISTANCES), or placed by the filter function ρ₁
+#: so that the premise r ≥ 1 + δ ("unstable") or r ≤ 1 − δ ("stable") holds by construction
 PLACEMENT = {
-    "filter_agrees": ("inside", "outside"),
-    "unstable_no_convergence": ("outside",),
-    "stable_converges": ("inside",),
+    # claim 1 is cheap and most sensitive next to the boundary: 6/11 of its cases put
+    # one eigenvalue just outside R, 3/11 all of them just inside
+    "filter_agrees": ("near_outside",) * 6 + ("near_inside",) * 3 + ("inside", "outside"),
+    "unstable_no_convergence": ("unstable",),
+    "stable_converges": ("stable",),
     "metamorphic": ("inside", "outside"),
 }
+#: claims that iterate from a ball around x̄ (its radius must exceed the target tolerance)
+_ITERATING = ("unstable_no_convergence", "stable_converges")
+#: relative distances to a boundary point of the declared filter for the "near_*" spectra
+HUG_DISTANCES = (1e-3, 1e-2)
+#: the premise gap |r − 1| of "stable"/"unstable" spectra is drawn log-uniformly in
+#: [RATE_GAP_FACTOR·δ, RATE_GAP_MAX], so that it stays clear of the boundary band δ
+RATE_GAP_FACTOR = 2.0
+#: largest premise gap |r − 1| drawn for "stable"/"unstable" spectra
+RATE_GAP_MAX = 1.0
 N_LOCAL_POINTS = 8
 N_FREE_POINTS = 16
 #: initial points of local claims lie in a ball of this radius at most (and within the
@@ -83,6 +97,12 @@ class ClaimResult:
     def ok(self) -> bool:
         return self.counterexample is None and self.error is None
 
+    @property
+    def decided_fraction(self) -> float | None:
+        """(pass + counterexample) / cases: the share of cases that decided something."""
+        n = sum(self.counts.values())
+        return (self.counts["pass"] + self.counts["counterexample"]) / n if n else None
+
     def row(self) -> list[Any]:
         """The cells of the summary table (dynverify.summary.COLUMNS)."""
         return summary.row(self)
@@ -107,7 +127,7 @@ class ClaimResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer, "claim": self.claim, "counts": dict(self.counts),
-                "reasons": dict(self.reasons),
+                "reasons": dict(self.reasons), "decided_fraction": self.decided_fraction,
                 "closest": self.closest if math.isfinite(self.closest) else None,
                 "counterexample": self.counterexample_path, "error": self.error,
                 "seconds": round(self.seconds, 3)}
@@ -167,8 +187,129 @@ def _region_or_none(opt: Any) -> Region | None:
         return None
 
 
+def _working_filter_function(opt: Any) -> Any:
+    """λ ↦ ρ₁(λ) of the optimizer, or None when its step raises or returns non-finite
+    values (a broken optimizer is judged by the claims, not by the case drawing)."""
+    from dynverify.derive import filter_function
+
+    rho = filter_function(opt)
+    try:
+        with np.errstate(all="ignore"):
+            ok = bool(np.all(np.isfinite(rho(np.array([0.0, 1.0])))))
+    except Exception:  # noqa: BLE001 -- any failure of a plug-in's step
+        return None
+    return rho if ok else None
+
+
+def _spectra_strategy(placement: str, region: Region, opt: Any, settings: Settings) -> Any:
+    """The spectra strategy of one placement (see PLACEMENT)."""
+    from dynverify import strategies as S
+
+    rho = _working_filter_function(opt) if placement not in ("inside", "outside") else None
+    if placement in ("near_inside", "near_outside"):
+        lo, hi = HUG_DISTANCES
+        # an eigenvalue is never placed where claim 1 could not decide (|r − 1| < δ₁)
+        return S.near_boundary_spectra(region=region, side=placement[5:], min_distance=lo,
+                                       max_distance=hi, filter_function=rho,
+                                       min_rate_gap=2 * settings.linearization_band)
+    if placement in ("stable", "unstable") and rho is not None:
+        gap = RATE_GAP_FACTOR * settings.boundary_band
+        return S.rate_spectra(filter_function=rho, region=region,
+                              stable=placement == "stable", min_gap=gap,
+                              max_gap=max(RATE_GAP_MAX, gap))
+    placement = {"stable": "inside", "unstable": "outside"}.get(placement, placement)
+    return S.spectra(region=region, placement=placement)
+
+
+def _transient_growth(J: np.ndarray, steps: int = 500, *, normalized: bool = False) -> float:
+    """max over k ≤ steps of ‖Jᵏ‖₂ over the (m, m) blocks J (capped at 1e6).
+
+    Momentum maps are non-normal: a run can first move away from x̄ by this factor,
+    into a region where the Hessian differs more, before the linear rate takes over.
+    ``normalized`` uses J/ρ(J) (for unstable J, whose powers grow anyway).
+    """
+    if normalized:
+        rho = np.max(np.abs(np.linalg.eigvals(J)), axis=-1)
+        J = J / np.where(rho > 1e-12, rho, 1.0)[:, None, None]
+    P = np.broadcast_to(np.eye(J.shape[-1]), J.shape).copy()
+    worst = 1.0
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            P = P @ J
+            n = float(np.max(np.linalg.norm(P, ord=2, axis=(-2, -1))))
+            if not math.isfinite(n) or n > 1e6:
+                return 1e6
+            worst = max(worst, n)
+            if n < 1e-3:
+                break
+    return worst
+
+
+def _linear_radius(opt: Any, f: Any, x_star: np.ndarray, radius: float, margin: float,
+                   unstable: bool = False) -> float:
+    """The largest radius·2⁻ᵏ at which the lifted map G is linear to within the margin.
+
+    Claim 3 judges the linearization at a stable x̄ with r = 1 − margin; a run must stay
+    where G's nonlinear part is small against the margin, or it may leave x̄ although
+    r < 1. The nonlinearity at offset u is measured by the second difference
+    ‖G(z̄ + u) − 2G(z̄ + u/2) + G(z̄)‖ (≥ half the nonlinear part, for any map, with no
+    Jacobian error), at ‖u‖ = radius × the transient growth max‖Jᵏ‖ (how far a
+    non-normal momentum map carries a run before contracting) along 8 fixed directions.
+    It catches what the planted function's quadratic radius does not: maps that
+    evaluate ∇f far from x (USAM's y = x + ρ∇f(x) is (1 + ρλ)·u away from x̄).
+    """
+    from dynverify.linearize import _flatten, _unflatten, apply_step, jacobian, lifted_state
+
+    growth = _transient_growth(jacobian(opt, f, x_star)[None], normalized=unstable)
+    state = lifted_state(opt, x_star[None, :])
+    Z0, shapes = _flatten(state, 1)
+    U = np.random.default_rng(0).standard_normal((8, Z0.shape[1]))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    allowed = 0.1 * margin / growth
+    for _ in range(60):
+        t = radius * growth
+        P = np.concatenate([Z0 + t * U, Z0 + 0.5 * t * U, Z0])
+        with np.errstate(all="ignore"):
+            G = _flatten(apply_step(opt, _unflatten(P, shapes), f), P.shape[0])[0]
+        second = G[:8] - 2 * G[8:16] + G[16:]
+        nonlinear = 2 * float(np.max(np.linalg.norm(second, axis=1))) / t
+        if nonlinear <= allowed:
+            return radius
+        radius *= 0.5
+    return 0.0
+
+
+def _local_radius(f: Any, opt: Any, claim: str) -> float:
+    """Radius of the ball of initial points of a local claim.
+
+    At most ``LOCAL_RADIUS`` and the planted function's quadratic radius; for claims 2
+    and 3 also small enough that the map is linear to within a tenth of |r − 1|
+    (:func:`_linear_radius`), since cases hug r = 1. For claim 3 this keeps runs from
+    leaving a stable x̄; for claim 2 (an unstable x̄ attracts a null set whatever the
+    nonlinear terms) it keeps the ball inside the small cycles that nonlinear terms
+    create around a barely unstable x̄ (period doubling), which runs would otherwise
+    circle until the budget runs out.
+    """
+    radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
+    if claim in _ITERATING and radius > 0:
+        from dynverify.linearize import spectral_radius
+
+        x_star = np.asarray(f.x_star, dtype=float)
+        try:
+            with np.errstate(all="ignore"):
+                r = spectral_radius(opt, f, x_star)
+                unstable = claim == "unstable_no_convergence"
+                if not (r > 1.0 if unstable else r < 1.0):
+                    return radius  # the claim will say premise-not-met
+                return _linear_radius(opt, f, x_star, radius, abs(r - 1.0), unstable)
+        except Exception:  # noqa: BLE001 -- a broken step is the claim's to report
+            return radius
+    return radius
+
+
 @st.composite
-def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
+def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT_SETTINGS
+          ) -> Case | None:
     """A case for ``claim`` on the registered optimizer (None: no such case exists)."""
     from dynverify import strategies as S
 
@@ -187,14 +328,20 @@ def cases(draw: Any, reg: Registration, claim: str) -> Case | None:
     placement = draw(st.sampled_from(PLACEMENT[claim]))
     # sam (no filter): any region will do; its claims answer "outside hypotheses"
     where = region if region is not None else Region([(0.0, 1.0)])
+    if region is None:
+        placement = {"stable": "inside", "unstable": "outside"}.get(placement, placement)
+        placement = placement.removeprefix("near_")
     try:
-        spec_strategy = S.spectra(region=where, placement=placement)
+        spec_strategy = _spectra_strategy(placement, where, opt, settings)
         f = draw(S.planted_functions(spectra=spec_strategy, smoothness=smoothness))
     except InvalidArgument as exc:
         note(f"no {placement} spectrum for {opt!r}: {exc}")
         return None
-    radius = min(float(f.quadratic_radius()), LOCAL_RADIUS)
-    if not radius > 0:
+    radius = _local_radius(f, opt, claim) if region is not None else min(
+        float(f.quadratic_radius()), LOCAL_RADIUS)
+    # a ball within a few target tolerances of x̄ cannot tell convergence from staying
+    floor = 10 * settings.target_tol if claim in _ITERATING else 0.0
+    if not radius > floor:
         return None
     X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
     relations: list[Relation] = []
@@ -274,7 +421,7 @@ class ClaimRunner:
         self.failing: tuple[Case, Verdict] | None = None
 
     def strategy(self) -> st.SearchStrategy[Case | None]:
-        return cases(self.reg, self.claim)
+        return cases(self.reg, self.claim, self.settings)
 
     def execute(self, case: Case | None) -> Verdict:
         if case is None:

@@ -45,7 +45,17 @@ class Settings:
     """Tolerances, margins and budgets of the claims (all recorded in every verdict).
 
     Attributes:
-        boundary_band: δ; cases with |r − 1| < δ are inconclusive (claims 1–3).
+        boundary_band: δ; cases with |r − 1| < δ are inconclusive (claims 2–3): near
+            r = 1 iterations are slow and the map's nonlinear terms compete with the
+            linear rate.
+        linearization_band: δ₁ of claim 1, which only compares r with the filter: cases
+            with |r − 1| < δ₁ are inconclusive; δ₁ covers the error of the
+            finite-difference Jacobian (measured before the merge of the adaptive
+            finite differences: ≤ 1e-6 near r = 1 with linearization_step 1e-8; after
+            it up to 3.5e-5, so δ₁ = 1e-3 keeps a 30× margin;
+            benchmarks/results/linearization-error.json).
+        linearization_step: relative finite-difference step of claim 1's Jacobian (the
+            C²-only terms of the planted functions make its error O(step)).
         tol: a run converged when its estimated distance to its limit is < tol.
         target_tol: a converged run is at x̄ when ‖x∞ − x̄‖ ≤ target_tol.
         fixed_point_tol: ‖G(init(x̄)) − init(x̄)‖ allowed at a critical point.
@@ -60,9 +70,11 @@ class Settings:
         free_steps: step budget of the free runs of claim 4.
         region_rtol: claim 1 also requires a declared filter to equal the derived one
             within region_rtol·scale.
+        compare_filters: whether claim 1 compares a declared filter with the derived
+            one at all (off: the declared filter is judged by sampled spectra only).
     """
 
-    boundary_band: float = 0.02
+    boundary_band: float = 3e-3
     tol: float = 1e-10
     target_tol: float = 1e-6
     fixed_point_tol: float = 1e-10
@@ -76,6 +88,9 @@ class Settings:
     metamorphic_rtol: float = 1e-7
     free_steps: int = 2000
     region_rtol: float = 1e-6
+    compare_filters: bool = True
+    linearization_band: float = 1e-3
+    linearization_step: float = 1e-8
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,9 +239,10 @@ def _precheck(claim: str, case: Case, settings: Settings) -> Verdict | None:
     return None
 
 
-def _linearization(case: Case) -> tuple[float, np.ndarray, Region]:
+def _linearization(case: Case, h: float | None = None) -> tuple[float, np.ndarray, Region]:
     assert case.x_star is not None
-    r = spectral_radius(case.optimizer, case.function, case.x_star)
+    r = (spectral_radius(case.optimizer, case.function, case.x_star) if h is None else
+         spectral_radius(case.optimizer, case.function, case.x_star, h=h))
     lams = _spectrum(case)
     region = case.region if case.region is not None else filter_of(case.optimizer)
     return r, lams, region
@@ -260,17 +276,17 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         pre = _precheck(name, case, settings)
         if pre is not None:
             return pre
-        r, lams, region = _linearization(case)
+        r, lams, region = _linearization(case, settings.linearization_step)
         inside = bool(np.all(region.contains(lams)))
         ev = dict(spectral_radius=r, spectrum=lams, region=region.to_json(),
                   region_str=str(region), predicted_inside=inside,
                   boundary_distance=_boundary_distance(region, lams))
-        if abs(r - 1.0) >= settings.boundary_band and inside != (r <= 1.0):
+        if abs(r - 1.0) >= settings.linearization_band and inside != (r <= 1.0):
             why = ("spectrum inside the filter but r > 1" if inside
                    else "spectrum outside the filter but r ≤ 1")
             return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, **ev)
         declared = case.optimizer.region
-        if declared is not None:
+        if declared is not None and settings.compare_filters:
             # a declared filter must also equal the one derived from the update itself:
             # this catches a wrong declaration whatever spectrum was drawn. The comparison
             # is made at float resolution, on the range the derivation certifies.
@@ -294,7 +310,7 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
                 ev["comparison_ignored"].append(
                     "declared and derived filters differ, but the derivation is not "
                     f"certified ({derivation.describe()}) and no decisive witness was found")
-        if abs(r - 1.0) < settings.boundary_band:
+        if abs(r - 1.0) < settings.linearization_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "boundary-band", settings, **ev)
         return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
 

@@ -288,7 +288,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dynverify.check import run_claim
-    from dynverify.claims import CLAIMS
+    from dynverify.claims import CLAIMS, Settings
     from dynverify.profiles import PROFILES
     from dynverify.profiles import resolve as resolve_profile
     from dynverify.records import RunWriter
@@ -302,8 +302,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         if c not in CLAIMS:
             _fail(f"unknown claim {c!r}; known: {', '.join(CLAIMS)}")
     hs = resolve_profile(args.profile)
+    settings = Settings(compare_filters=not args.no_compare_filters)
     writer = RunWriter(args.reports, meta={"profile": PROFILES[args.profile],
                                            "seed": args.seed,
+                                           "settings": settings.to_json(),
                                            "optimizers": [r.name for r in regs],
                                            "claims": claims, "source": "cli"})
     results = []
@@ -317,6 +319,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             try:
                 results = run_check(regs, claims, profile=args.profile, seed=args.seed,
                                     shards=args.shards, writer=writer, workers=args.workers,
+                                    settings=settings.to_json(),
                                     scheduler=args.scheduler, on_task=lambda _: bar.update(1))
             except DynverifyError as exc:
                 writer.close()
@@ -332,7 +335,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     bar.update(1)
 
                 res = run_claim(reg, claim, hypothesis_settings=hs, writer=writer,
-                                on_case=tick, seed=args.seed)
+                                on_case=tick, seed=args.seed, settings=settings)
                 bar.update(max(0, done + hs.max_examples - bar.n))
                 results.append(res)
     writer.summary({"results": [r.to_json() for r in results]})
@@ -595,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default="simple",
                    help="table format: a tabulate name (simple, github, ...) or markdown")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--no-compare-filters", action="store_true",
+                   help="judge a declared filter by sampled spectra only (claim 1 does not "
+                        "compare it with the derived filter)")
     c.add_argument("--workers", type=int, default=None, help="local worker processes")
     c.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, tcp://host:8786")
     c.add_argument("--shards", type=int, default=1,

@@ -8,6 +8,7 @@ contraction of ‖zₜ₊₁ − zₜ‖, the remaining distance ‖Δz‖·r̂/
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from dynverify.functions import GuardedOracle, TestFunction, as_batch
+from dynverify.errors import OptimizerError
+from dynverify.functions import GuardedOracle, TestFunction, as_batch, fast_einsum
 from dynverify.linearize import apply_step, lifted_state
 from dynverify.optimizer import Optimizer
 
@@ -101,11 +103,54 @@ def _row_sq_norm(new: tuple[np.ndarray, ...], old: tuple[np.ndarray, ...]) -> np
     """Σ over state components of ‖newᵢ − oldᵢ‖² per row."""
     total = None
     for n, o in zip(new, old):
-        d = (n - o).reshape(n.shape[0], -1)
-        sq = np.einsum("ij,ij->i", d, d)
+        d = n - o
+        if d.ndim != 2:
+            d = d.reshape(n.shape[0], -1)
+        sq = fast_einsum("ij,ij->i", d, d)
         total = sq if total is None else total + sq
     assert total is not None
     return total
+
+
+def _sq_threshold(tol: float) -> float:
+    """The least c with s > c ⇒ √s > tol for every double s (√ is correctly rounded).
+
+    Lets the loop compare squared step norms with c instead of taking a square root of
+    every row at every step; the root is taken only when a row's outcome is decided.
+    """
+    c = tol * tol
+    while not np.sqrt(np.nextafter(c, math.inf)) > tol:
+        c = max(np.nextafter(c, math.inf), c * (1.0 + 1e-12))
+    return float(c)
+
+
+def _validated(new: Any, state: tuple[np.ndarray, ...]) -> bool:
+    """Is ``new`` a tuple of float arrays with the shapes of ``state`` (a cheap check)?"""
+    if type(new) is not tuple or len(new) != len(state):
+        return False
+    for n, s in zip(new, state):
+        if type(n) is not np.ndarray or n.shape != s.shape or n.dtype != s.dtype:
+            return False
+    return True
+
+
+def _guarded_step(opt: Optimizer, state: tuple[np.ndarray, ...], oracle: GuardedOracle,
+                  t: int, exc: Exception | None, lean: Any = None) -> tuple[np.ndarray, ...]:
+    """Re-run step t through the guarded path after the lean path failed.
+
+    The guarded path raises the error the engine reports (naming the optimizer, the
+    function and the step). When it succeeds where the lean call failed (a step that is
+    not pure), the lean failure is reported as the guarded path reports it: ``exc`` as
+    raised in ``step``, or the lean result ``lean`` checked against the contract.
+    """
+    oracle.step = t
+    new = apply_step(opt, state, oracle, t)
+    if exc is not None:
+        raise OptimizerError(
+            f"optimizer {opt!r} raised at step {t}: {type(exc).__name__}: {exc}") from exc
+    if lean is not None:
+        apply_step(dataclasses.replace(opt, step=lambda s, f: lean), state, oracle, t)
+    return new
 
 
 def _fitted_rate(hist: np.ndarray, t: int) -> np.ndarray:
@@ -179,31 +224,56 @@ def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: fl
     idx = np.arange(B)
     ref_a = ref
     H = RATE_HISTORY + 1
-    hist = np.full((H, B), np.nan)  # ‖Δz‖ of the last steps, ring buffer
+    hist = np.full((H, B), np.nan)  # ‖Δz‖² of the last steps, ring buffer
     esc2 = escape_radius ** 2 if escape_radius < 1e150 else math.inf  # no float overflow
     off2_max = min(esc2, np.finfo(float).max)  # finite: off2 ≤ off2_max ⇒ x is finite
+    tol2 = _sq_threshold(tol)
+    step, position = opt.step, opt.position
+    einsum, minimum, maximum = fast_einsum, np.minimum.reduce, np.maximum.reduce
+    # The contract (step returns a tuple of arrays of the state's shapes, the function's
+    # outputs are float arrays of the right shapes) is checked through the guarded path
+    # on the first step at each batch size; later steps call ``step`` on the function
+    # itself. Any failure there is re-run through the guarded path, which raises the
+    # same clear error the guarded loop would have raised at that step.
+    lean = False
 
     with np.errstate(all="ignore"):
         for t in range(1, max_steps + 1):
-            oracle.step = t
-            new = apply_step(opt, state, oracle, t)
-            dz = np.sqrt(_row_sq_norm(new, state))
+            if lean:
+                try:
+                    new = step(state, f)
+                except Exception as exc:  # noqa: BLE001 -- re-raised with context below
+                    new = _guarded_step(opt, state, oracle, t, exc)
+                    lean = False
+                else:
+                    if not _validated(new, state):
+                        new = _guarded_step(opt, state, oracle, t, None, new)
+                        lean = False
+            else:
+                oracle.step = t
+                oracle.converted = False
+                new = apply_step(opt, state, oracle, t)
+                lean = not oracle.converted and _validated(new, state)
+            sq = _row_sq_norm(new, state)
             state = new
-            xpos = opt.position(state)
-            hist[t % H] = dz
+            xpos = position(state)
+            hist[t % H] = sq
             off = xpos - ref_a
-            off2 = np.einsum("ij,ij->i", off, off)
+            off2 = einsum("ij,ij->i", off, off)
             # Fast path: a row with tol < ‖Δz‖ < ∞ and a finite off2 ≤ escape_radius²
             # (so x is finite) is neither non-finite, escaped nor converged. When every
             # row is like that, nothing is decided this step: skip the rate estimate and
-            # the bookkeeping below, which would conclude exactly the same.
-            if t < max_steps and np.all((dz > tol) & (dz < np.inf) & (off2 <= off2_max)):
+            # the bookkeeping below, which would conclude exactly the same. (NaN fails
+            # every comparison, so a NaN row takes the slow path.)
+            if (t < max_steps and minimum(sq) > tol2 and maximum(sq) < math.inf
+                    and maximum(off2) <= off2_max):
                 continue
+            dz = np.sqrt(sq)
             finite = np.isfinite(dz) & np.all(np.isfinite(xpos), axis=1)
             escaped = finite & (off2 > esc2)
             w = min(t - 1, RATE_WINDOW)
             if w >= 1:
-                old = hist[(t - w) % H]
+                old = np.sqrt(hist[(t - w) % H])
                 rate = np.where(old > 0, (dz / old) ** (1.0 / w), 0.0)
             else:
                 rate = np.full(dz.shape, np.nan)
@@ -228,7 +298,7 @@ def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: fl
                 steps[rows] = t
                 x_out[rows] = xpos[done]
                 dz_out[rows] = dz[done]
-                rate_out[rows] = _fitted_rate(hist[:, done], t)
+                rate_out[rows] = _fitted_rate(np.sqrt(hist[:, done]), t)
                 if target is not None:
                     dist_out[rows] = np.sqrt(off2[done])
                 keep = ~done
@@ -238,6 +308,7 @@ def run(opt: Optimizer, f: TestFunction, X0: Any, *, target: Any = None, tol: fl
                 state = tuple(s[keep] for s in state)
                 ref_a = ref_a[keep]
                 hist = hist[:, keep]
+                lean = False  # re-check the contract at the new batch size
 
     return RunResult(status=status, steps=steps, x=x_out, distance=dist_out, step_norm=dz_out,
                      rate=rate_out, settings={"tol": tol, "target_tol": target_tol,

@@ -18,6 +18,11 @@ import numpy as np
 
 from dynverify.errors import FunctionError
 
+try:  # np.einsum without its Python-level dispatch (same kernel, same bits)
+    from numpy._core.multiarray import c_einsum as fast_einsum
+except ImportError:  # pragma: no cover -- other numpy layouts
+    fast_einsum = np.einsum
+
 _SPEC_KINDS: dict[str, Callable[[dict[str, Any]], TestFunction]] = {}
 
 
@@ -293,17 +298,21 @@ class GuardedOracle:
 
     Raises :class:`FunctionError` when the function raises or returns a wrong shape.
     Non-finite values pass through: the engine turns them into a per-row status.
+    ``converted`` becomes True when an output was not already a float64 array (the
+    engine then keeps calling through the guard, which converts it).
     """
 
     def __init__(self, f: TestFunction) -> None:
         self.f = f
         self.dim = f.dim
         self.step = 0
+        self.converted = False
 
     def _call(self, what: str, fn: Callable[..., np.ndarray], shape: tuple[int, ...],
               *args: np.ndarray) -> np.ndarray:
         try:
-            out = np.asarray(fn(*args), dtype=float)
+            raw = fn(*args)
+            out = np.asarray(raw, dtype=float)
         except Exception as exc:  # noqa: BLE001 -- re-raised with context
             raise FunctionError(
                 f"{self.f!r}.{what} raised at step {self.step}: {type(exc).__name__}: {exc}"
@@ -312,6 +321,8 @@ class GuardedOracle:
             raise FunctionError(
                 f"{self.f!r}.{what} returned shape {out.shape} at step {self.step}, "
                 f"expected {shape}")
+        if out is not raw:
+            self.converted = True
         return out
 
     def value(self, X: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dynverify.functions import TestFunction, as_batch, register_kind
+from dynverify.functions import fast_einsum as _einsum
 
 Array = np.ndarray
 
@@ -145,7 +146,9 @@ class MatrixFactorization(TestFunction):
 
     def split(self, X: Array) -> tuple[Array, Array]:
         """(U, V) batches of shapes (B, m, r) and (B, n, r) from a (B, d) batch."""
-        X = as_batch(X, self.dim)
+        if not (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
+                and X.shape[1] == self.dim):
+            X = as_batch(X, self.dim)
         k = self.m * self.rank
         return (X[:, :k].reshape(-1, self.m, self.rank),
                 X[:, k:].reshape(-1, self.n, self.rank))
@@ -153,10 +156,10 @@ class MatrixFactorization(TestFunction):
     def join(self, U: Array, V: Array) -> Array:
         """The (B, d) batch of (B, m, r) and (B, n, r) factors."""
         B = U.shape[0]
-        return np.concatenate([U.reshape(B, -1), V.reshape(B, -1)], axis=1)
+        return np.concatenate((U.reshape(B, -1), V.reshape(B, -1)), axis=1)
 
     def _residual(self, U: Array, V: Array) -> Array:
-        return np.einsum("bir,bjr->bij", U, V) - self.M
+        return _einsum("bir,bjr->bij", U, V) - self.M
 
     def value(self, X: Array) -> Array:
         U, V = self.split(X)
@@ -172,7 +175,7 @@ class MatrixFactorization(TestFunction):
         U, V = self.split(X)
         dU, dV = self.split(W)
         R = self._residual(U, V)
-        dR = np.einsum("bir,bjr->bij", dU, V) + np.einsum("bir,bjr->bij", U, dV)
+        dR = _einsum("bir,bjr->bij", dU, V) + _einsum("bir,bjr->bij", U, dV)
         Rt, dRt = np.swapaxes(R, 1, 2), np.swapaxes(dR, 1, 2)
         return self.join(dR @ V + R @ dV, dRt @ U + Rt @ dU)
 
@@ -257,23 +260,57 @@ class Wells(TestFunction):
         # p_i = k_i ∫_0^t Π_j (s − r_ij) ds, as increasing-degree coefficients
         self._p = [(kk * np.polynomial.Polynomial.fromroots(rs)).integ().coef
                    for kk, rs in zip(self.k, self.roots)]
+        # the roots as a (d, R) table padded with NaN, R the most roots of a coordinate;
+        # a padded factor is replaced by 1.0, which multiplies exactly
+        width = max(len(rs) for rs in self.roots)
+        self._R = np.full((d, width), np.nan)
+        for i, rs in enumerate(self.roots):
+            self._R[i, :len(rs)] = rs
+        self._pad = [None if all(len(rs) > j for rs in self.roots)
+                     else np.array([len(rs) <= j for rs in self.roots]) for j in range(width)]
+        self._K = np.array(self.k)
 
     def _y(self, X: Array) -> Array:
-        return (as_batch(X, self.dim) - self.x0) @ self.rotation
+        if not (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
+                and X.shape[1] == self.dim):
+            X = as_batch(X, self.dim)
+        return (X - self.x0) @ self.rotation
+
+    def _factors(self, Y: Array) -> list[Array]:
+        """(B, d) factors yᵢ − rᵢⱼ for each root index j (1.0 where i has no root j)."""
+        out = []
+        for j, pad in enumerate(self._pad):
+            F = Y - self._R[:, j]
+            if pad is not None:
+                F[:, pad] = 1.0
+            out.append(F)
+        return out
 
     def _d1(self, Y: Array) -> Array:
-        # product form: exactly zero at a root
-        return np.stack([kk * np.prod([Y[:, i] - r for r in rs], axis=0)
-                         for i, (kk, rs) in enumerate(zip(self.k, self.roots))], axis=1)
+        # product form, exactly zero at a root; multiplied in root order, like
+        # kᵢ·np.prod([yᵢ − rᵢ₀, yᵢ − rᵢ₁, …]) one coordinate at a time
+        F = self._factors(Y)
+        P = F[0]
+        for Fj in F[1:]:
+            P = P * Fj
+        return self._K * P
 
     def _d2(self, Y: Array) -> Array:
-        cols = []
-        for i, (kk, rs) in enumerate(zip(self.k, self.roots)):
-            fac = [Y[:, i] - r for r in rs]
-            ones = np.ones_like(Y[:, i])
-            cols.append(kk * sum(np.prod([ones, *fac[:j], *fac[j + 1:]], axis=0)
-                                 for j in range(len(fac))))
-        return np.stack(cols, axis=1)
+        # Σⱼ Πₗ≠ⱼ (yᵢ − rᵢₗ), each product in root order, summed in root order from 0
+        F = self._factors(Y)
+        total = 0.0
+        for j, pad in enumerate(self._pad):
+            others = F[:j] + F[j + 1:]
+            if not others:
+                P = np.ones_like(Y)
+            else:  # 1·a = a exactly, so starting from the first factor changes no bit
+                P = others[0]
+                for Fm in others[1:]:
+                    P = P * Fm
+            if pad is not None:
+                P = np.where(pad, 0.0, P)
+            total = total + P
+        return self._K * total
 
     def value(self, X: Array) -> Array:
         Y = self._y(X)

@@ -37,6 +37,13 @@ def _closest(r: Any) -> str:
     return f"{c:.3g}" if isinstance(c, (int, float)) and math.isfinite(c) else "—"
 
 
+def _decided(r: Any) -> str:
+    """(pass + counterexample) / cases, in percent."""
+    n = sum(r.counts.values())
+    return f"{100 * (r.counts.get('pass', 0) + r.counts.get('counterexample', 0)) / n:.0f}%" \
+        if n else "—"
+
+
 #: the summary table's columns, in order
 COLUMNS: list[Column] = [
     Column("optimizer", lambda r: r.optimizer),
@@ -45,6 +52,7 @@ COLUMNS: list[Column] = [
     Column("pass", lambda r: r.counts.get("pass", 0)),
     Column("counterexample", lambda r: r.counts.get("counterexample", 0)),
     Column("inconclusive", lambda r: r.counts.get("inconclusive", 0)),
+    Column("decided", _decided),
     Column("closest |r-1|", _closest),
 ]
 

@@ -284,3 +284,216 @@ def unit_vectors(draw: Any, dim: int) -> np.ndarray:
         sin_prod *= math.sin(th)
     a[dim - 1] = sin_prod
     return a / np.linalg.norm(a)
+
+
+# -- boundary-hugging and rate-placed spectra (detection strength, issue 10) -------------
+
+def boundary_anchors(region: Region, *, window: float = 3.0, allow_negative: bool = True
+                     ) -> list[tuple[float, float, bool, float]]:
+    """Every way to step off a boundary point of ``region``: (b, direction, inside, room).
+
+    ``direction`` is ±1 (the side of b the eigenvalue goes to), ``inside`` whether that
+    side belongs to the region, ``room`` the width available on that side before the
+    next boundary point (the window W bounds the outer gaps). A non-degenerate interval
+    [lo, hi] gives four anchors, an isolated point p two (both outside), sorted by |b|.
+    """
+    s = margin_scale(region)
+    W = window * max(region.scale, s)
+    ivs = region.intervals
+    anchors: list[tuple[float, float, bool, float]] = []
+    for k, (lo, hi) in enumerate(ivs):
+        left_gap = lo - ivs[k - 1][1] if k > 0 else lo + W
+        right_gap = ivs[k + 1][0] - hi if k + 1 < len(ivs) else W - hi
+        width = hi - lo
+        if math.isfinite(lo):
+            anchors.append((lo, -1.0, False, left_gap))
+            if width > 0:
+                anchors.append((lo, 1.0, True, width))
+        if math.isfinite(hi) and width > 0:
+            anchors.append((hi, -1.0, True, width))
+        if math.isfinite(hi):
+            anchors.append((hi, 1.0, False, right_gap))
+    out = [a for a in anchors if a[3] > 0 and math.isfinite(a[3])
+           and (allow_negative or a[0] + a[1] * 1e-300 >= 0.0)]
+    return sorted(out, key=lambda a: (abs(a[0]), a[1]))
+
+
+def _log_uniform(draw: Any, lo: float, hi: float) -> float:
+    """A value in [lo, hi], log-uniform, shrinking to hi (the farthest from the edge)."""
+    u = draw(st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False))
+    return float(hi * (lo / hi) ** u) if lo < hi else float(hi)
+
+
+@st.composite
+def near_boundary_spectra(draw: Any, *, region: Region, side: str = "inside",
+                          min_distance: float = 1e-3, max_distance: float = 1e-2,
+                          min_dim: int = 1, max_dim: int = 4, margin: float = 0.05,
+                          window: float = 3.0, allow_negative: bool = True,
+                          filter_function: Any = None, min_rate_gap: float = 0.0
+                          ) -> tuple[float, ...]:
+    """Spectra that hug the boundary of ``region`` R at relative distance t.
+
+    t is log-uniform in [min_distance, max_distance]; a boundary point b is left by
+    t·u(b), u(b) = |b| (or :func:`margin_scale` when b = 0), at most half the room
+    before the next boundary point. Boundary points and distances come from a drawn
+    seed (uniform over the boundary points; the seed shrinks to 0).
+
+    - ``side="inside"``: every λᵢ lies in R at distance t·u(b) of its own boundary point
+      b, taken in turn (isolated points have no inside): the spectrum is inside R,
+      barely, and hugs min(d, #boundary points) of them at once;
+    - ``side="outside"``: one λᵢ lies outside R at distance t·u(b) of a boundary point
+      (both sides of isolated points, ends of negative bands), the others inside R with
+      margin m·s as in :func:`spectra`: the spectrum is outside R, barely.
+
+    With ``filter_function`` (λ ↦ ρ₁(λ)) and ``min_rate_gap`` g, t is doubled until
+    |ρ₁(λ) − 1| ≥ g (or the room runs out): next to an isolated point, where ρ₁ − 1 is
+    quadratic in the distance, the eigenvalue then lies at the closest distance that a
+    claim with boundary band < g can still decide.
+
+    Example:
+        >>> from dynverify.optimizers import usam
+        >>> s = near_boundary_spectra(region=usam(lr=0.5, rho=0.5).region, side="outside")
+    """
+    region = _check_region(region)
+    if side not in ("inside", "outside"):
+        raise InvalidArgument(f"side must be 'inside' or 'outside', got {side!r}")
+    _check_dims(min_dim, max_dim)
+    min_distance = _check_real("min_distance", min_distance, 0.0, 0.5, lo_open=True)
+    min_rate_gap = _check_real("min_rate_gap", min_rate_gap, 0.0, 1.0)
+    if filter_function is not None and not callable(filter_function):
+        raise InvalidArgument(f"filter_function must be callable, got {filter_function!r}")
+    max_distance = _check_real("max_distance", max_distance, min_distance, 0.5)
+    margin = _check_real("margin", margin, 0.0, 0.5, lo_open=True, hi_open=True)
+    window = _check_real("window", window, 1.0, 1e6, lo_open=True)
+    if region.empty:
+        raise InvalidArgument("region is empty: it has no boundary to hug")
+    want_inside = side == "inside"
+    anchors = [a for a in boundary_anchors(region, window=window, allow_negative=allow_negative)
+               if a[2] == want_inside]
+    if not anchors:
+        raise InvalidArgument(f"region {region} has no boundary point with room on the "
+                              f"{side} (allow_negative={allow_negative})")
+    s = margin_scale(region)
+
+    # anchors and distances come from a drawn seed, so that every boundary point is
+    # equally likely (Hypothesis' integer draws favour the first anchor, at 0)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    def hug(k: int) -> float:
+        b, direction, _, room = anchors[k % len(anchors)]
+        t = float(max_distance * (min_distance / max_distance) ** rng.random())
+        unit = abs(b) if b != 0.0 else s
+        lam = float(b + direction * min(t * unit, 0.5 * room))
+        while filter_function is not None and t * unit < 0.5 * room:
+            if abs(float(filter_function(np.array([lam]))[0]) - 1.0) >= min_rate_gap:
+                break
+            t *= 2.0
+            lam = float(b + direction * min(t * unit, 0.5 * room))
+        return lam
+
+    dim = draw(st.integers(min_dim, max_dim))
+    first = int(rng.integers(len(anchors)))
+    if want_inside:
+        # consecutive anchors: a spectrum of dimension ≥ #anchors hugs every one of them
+        return tuple(hug(first + i) for i in range(dim))
+    inside = placement_sets(region, margin=margin, window=window,
+                            allow_negative=allow_negative)["inside"]
+    lams = [_draw_in(draw, inside) if inside else hug(first) for _ in range(dim)]
+    lams[draw(st.integers(0, dim - 1))] = hug(first)
+    return tuple(lams)
+
+
+def rate_grid(region: Region, *, window: float = 3.0, n: int = 801) -> np.ndarray:
+    """Sorted λ-grid for locating level sets of ρ₁: uniform on [−W, W] plus R's boundary
+    points (where ρ₁ = 1, so level sets next to isolated points are not missed) and
+    geometric offsets around them."""
+    s = margin_scale(region) if not region.empty else 1.0
+    W = window * max(region.scale if not region.empty else 1.0, s)
+    pts = [np.linspace(-W, W, n)]
+    offsets = s * np.logspace(-6, 0, 13)
+    for b in region.boundary():
+        if math.isfinite(b) and abs(b) <= W:
+            pts.append(np.concatenate([[b], b - offsets, b + offsets]))
+    grid = np.unique(np.concatenate(pts))
+    return grid[np.abs(grid) <= W]
+
+
+def _level_roots(rho: Any, grid: np.ndarray, values: np.ndarray, q: float) -> list[float]:
+    """All λ on the grid's cells where ρ₁(λ) − q changes sign, refined by bisection."""
+    from scipy.optimize import brentq
+
+    g = values - q
+    cells = np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0)
+    exact = grid[g == 0.0].tolist()
+
+    def f(x: float) -> float:
+        return float(rho(np.array([x]))[0]) - q
+
+    return sorted(exact + [brentq(f, grid[i], grid[i + 1], xtol=1e-15 * max(1.0, abs(grid[i])),
+                                  rtol=4 * np.finfo(float).eps) for i in cells])
+
+
+@st.composite
+def rate_spectra(draw: Any, *, filter_function: Any, region: Region, stable: bool,
+                 min_gap: float = 1e-3, max_gap: float = 0.5, min_dim: int = 1,
+                 max_dim: int = 4, margin: float = 0.05, window: float = 3.0,
+                 allow_negative: bool = True) -> tuple[float, ...]:
+    """Spectra with a prescribed spectral radius r = max ρ₁(λᵢ), placed by ρ₁ itself.
+
+    ``filter_function`` is λ ↦ ρ₁(λ) (vectorized; :func:`dynverify.derive.filter_function`).
+    A gap g is drawn log-uniform in [min_gap, max_gap] (shrinking to max_gap) and the
+    level q = 1 − g (``stable``) or 1 + g; one eigenvalue solves ρ₁(λ) = q (located on
+    :func:`rate_grid` and refined by Brent's method), the others lie where ρ₁ < q with
+    |λ| ≥ m·s. So the premise "r ≤ 1 − δ" or "r ≥ 1 + δ" of claims 3 and 2 holds by
+    construction whenever min_gap > δ, including r within min_gap of 1: spectra hug
+    every boundary of the filter, isolated points and negative bands included.
+    ``region`` only sets the window and the grid's refinement points.
+
+    Raises InvalidArgument when no eigenvalue in the window reaches the level.
+    """
+    region = _check_region(region)
+    if not callable(filter_function):
+        raise InvalidArgument(f"filter_function must be callable, got {filter_function!r}")
+    _check_dims(min_dim, max_dim)
+    min_gap = _check_real("min_gap", min_gap, 0.0, 1.0 if stable else 1e6, lo_open=True)
+    max_gap = _check_real("max_gap", max_gap, min_gap, 1.0 if stable else 1e6)
+    window = _check_real("window", window, 1.0, 1e6, lo_open=True)
+    grid = rate_grid(region, window=window)
+    if not allow_negative:
+        grid = grid[grid >= 0.0]
+    values = np.asarray(filter_function(grid), dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise InvalidArgument("filter_function returned non-finite values on the grid")
+    # the levels ρ₁ reaches on the grid bound the gap (heavy ball: ρ₁ ≥ √β)
+    reach = (1.0 - float(values.min())) if stable else (float(values.max()) - 1.0)
+    max_gap = min(max_gap, 0.999 * reach)
+    if not max_gap >= min_gap:
+        raise InvalidArgument(
+            f"ρ₁ does not reach {'1 − ' if stable else '1 + '}{min_gap:.3g} within the "
+            f"window of {region}")
+    g = _log_uniform(draw, min_gap, max_gap)
+    q = 1.0 - g if stable else 1.0 + g
+    roots = _level_roots(filter_function, grid, values, q)
+    s = margin_scale(region) if not region.empty else 1.0
+    ms = margin * s
+    roots = [x for x in roots if abs(x) >= ms]
+    if not roots:
+        raise InvalidArgument(f"no eigenvalue λ with ρ₁(λ) = {q:.6g} and |λ| ≥ {ms:.3g} "
+                              f"within the window of {region}")
+    lead = roots[draw(st.integers(0, len(roots) - 1))] if len(roots) > 1 else roots[0]
+    # the others: grid cells where ρ₁ < q at both ends (rounding at a level crossing
+    # cannot put them above q), away from 0
+    below = values < q
+    cells = [(float(grid[i]), float(grid[i + 1])) for i in range(grid.size - 1)
+             if below[i] and below[i + 1]]
+    merged: Intervals = []
+    for lo, hi in cells:
+        if merged and merged[-1][1] == lo:
+            merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    others = _by_distance_to_zero(_remove_open(merged, -ms, ms))
+    dim = draw(st.integers(min_dim, max_dim))
+    lams = [_draw_in(draw, others) if others else lead for _ in range(dim)]
+    lams[draw(st.integers(0, dim - 1))] = float(lead)
+    return tuple(lams)

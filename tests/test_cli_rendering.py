@@ -157,7 +157,7 @@ def test_every_markdown_table_parses_with_its_cell_counts(capsys, wrong_run, fmt
     status, out, _ = run(capsys, "report", str(run_dir), "--format", fmt)
     tables = markdown_tables(out)
     assert len(tables) == 3  # summary, spectra, counterexamples
-    expected_widths = [7, 5, 7]
+    expected_widths = [8, 5, 7]  # the summary: 8 columns (with "decided")
     for rows, width in zip(tables, expected_widths, strict=True):
         assert len(rows) >= 2
         assert all(len(r) == width for r in rows), rows
@@ -181,7 +181,7 @@ def test_check_markdown_output_parses(capsys, tmp_path):
     status, out, _ = run(capsys, "check", "sam", "--claim", "filter_agrees", "--profile",
                          "dev", "--reports", str(tmp_path), "--quiet", "--format", "markdown")
     (rows,) = markdown_tables(out)
-    assert [len(r) for r in rows] == [7, 7]
+    assert [len(r) for r in rows] == [8, 8]
     assert rows[1][:2] == ["sam", "filter_agrees"]
 
 

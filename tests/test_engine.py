@@ -272,3 +272,110 @@ def test_init_breaking_the_contract():
                     step=lambda s, f: s)
     with pytest.raises(dv.OptimizerError, match="noinit.*tuple"):
         dv.run(opt, Quadratic(np.eye(2)), np.ones((3, 2)))
+
+
+# -- the lean loop: contract checked on the first step, errors unchanged afterwards -------
+
+class FailsAt(Quadratic):
+    """A quadratic whose grad raises, or returns a flat array, from a given call on."""
+
+    def __init__(self, n, mode):
+        super().__init__(np.eye(2))
+        self.n, self.mode, self.calls = n, mode, 0
+
+    def grad(self, X):
+        self.calls += 1
+        g = super().grad(X)
+        if self.calls >= self.n:
+            if self.mode == "raise":
+                raise ZeroDivisionError("late failure")
+            return g.ravel()
+        return g
+
+
+@pytest.mark.parametrize("mode, match", [
+    ("raise", r"grad raised at step 40.*ZeroDivisionError: late failure"),
+    ("shape", r"grad returned shape \(4,\) at step 40"),
+])
+def test_function_failing_late_is_reported_with_its_step(mode, match):
+    f = FailsAt(40, mode)
+    with pytest.raises(dv.FunctionError, match=match) as e:
+        dv.run(O.heavy_ball(lr=0.01, momentum=0.5), f, np.ones((2, 2)), max_steps=1000)
+    assert "heavy_ball" in str(e.value)
+
+
+def test_optimizer_failing_late_is_reported_with_its_step():
+    with pytest.raises(dv.OptimizerError, match=r"fragile\(lr=0.1\).*step 57.*RuntimeError: boom"):
+        dv.run(raising_at(57), Quadratic(np.eye(2)), np.ones((2, 2)), max_steps=1000)
+
+
+def test_function_wrong_only_at_a_smaller_batch_is_caught():
+    """The contract is re-checked when rows leave the active set (a new batch size): a
+    (1, d) gradient at B = 2 would broadcast silently."""
+
+    class FirstRowAtTwo(Quadratic):
+        def grad(self, X):
+            g = super().grad(X)
+            return g[:1] if X.shape[0] == 2 else g
+
+    X0 = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, -1.0]])  # row 0 is converged at step 1
+    with pytest.raises(dv.FunctionError, match=r"grad returned shape \(1, 2\).*expected \(2, 2\)"):
+        dv.run(O.gradient_descent(lr=0.1), FirstRowAtTwo(np.eye(2)), X0, max_steps=100)
+
+
+def test_step_changing_the_shape_late_is_reported():
+    calls = []
+
+    def step(state, f):
+        calls.append(1)
+        x = state[0] - 0.01 * f.grad(state[0])
+        return (x[:, :1],) if len(calls) == 30 else (x,)
+
+    opt = Optimizer(name="late", hyperparameters={}, init=lambda X: (X,), step=step)
+    with pytest.raises(dv.OptimizerError, match=r"late.*step 30 changed the shape"):
+        dv.run(opt, Quadratic(np.eye(2)), np.ones((3, 2)), max_steps=100)
+
+
+def test_functions_returning_other_dtypes_are_converted_as_before():
+    """A function returning float32 or lists runs as if it returned float64 arrays."""
+
+    class F32(Quadratic):
+        def grad(self, X):
+            return super().grad(X).astype(np.float32)
+
+    class F64(Quadratic):  # the same values, already converted
+        def grad(self, X):
+            return super().grad(X).astype(np.float32).astype(float)
+
+    H = np.array([[1.0, 0.3], [0.3, 0.5]])
+    X0 = np.random.default_rng(0).standard_normal((5, 2))
+    a = dv.run(O.heavy_ball(lr=0.3, momentum=0.5), F32(H), X0, max_steps=300)
+    b = dv.run(O.heavy_ball(lr=0.3, momentum=0.5), F64(H), X0, max_steps=300)
+    for name in ("status", "steps", "x", "step_norm", "rate"):
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+
+
+@pytest.mark.parametrize("tol", [1e-300, 1e-200, 1.5e-160, 1e-155, 1e-20, 1e-9, 0.3, 1.0, 7.0,
+                                 1e150, 1e154, 1e200])
+def test_squared_threshold_implies_the_norm_threshold(tol):
+    """s > c ⇒ √s > tol for every double s (√ is monotone, so the successor of c decides)."""
+    from dynverify.engine import _sq_threshold
+
+    c = _sq_threshold(tol)
+    assert np.sqrt(np.nextafter(c, np.inf)) > tol
+    # and c is not needlessly large: just below tol², the root falls to tol or under
+    if 0 < tol * tol < np.inf and tol > 1e-150:
+        assert np.sqrt(np.nextafter(tol * tol, 0.0)) <= tol
+        assert c <= tol * tol * (1 + 1e-9)
+
+
+def test_rows_at_exactly_the_tolerance_decide_as_in_the_definition():
+    """Δz = tol exactly is not above tol: the row must take the slow path and converge."""
+    f = Quadratic.diagonal([1.0])
+    # GD with lr 0.5 halves x: |Δz| = x/2; start so that |Δz| hits 2⁻³⁰ exactly
+    tol = 2.0 ** -30
+    res = dv.run(O.gradient_descent(lr=0.5), f, np.array([[2.0 ** -20]]), tol=tol,
+                 max_steps=100)
+    # |Δz_t| = 2^(−20−t): ≤ tol from t = 10 on; remaining = |Δz|·r̂/(1 − r̂) = |Δz| (r̂ = ½)
+    assert res.status[0] == Status.CONVERGED_ELSEWHERE
+    assert res.steps[0] == 10

@@ -1,5 +1,6 @@
 """Landscapes: advertised critical sets are critical, with the closed-form Hessian."""
 
+import itertools
 import json
 
 import numpy as np
@@ -143,3 +144,60 @@ def test_spec_round_trip_is_exact(f, seed):
 def test_constructors_reject_malformed_input(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# -- the vectorized evaluation against the per-coordinate definition ------------------------
+
+def wells_reference(f, Y):
+    """pᵢ′ and pᵢ″ one coordinate at a time: kᵢ·Πⱼ(yᵢ − rᵢⱼ) and kᵢ·Σⱼ Πₗ≠ⱼ(yᵢ − rᵢₗ)."""
+    d1, d2 = np.zeros_like(Y), np.zeros_like(Y)
+    for i, (k, rs) in enumerate(zip(f.k, f.roots)):
+        fac = [Y[:, i] - r for r in rs]
+        d1[:, i] = k * np.prod(fac, axis=0)
+        d2[:, i] = k * sum(np.prod([np.ones_like(Y[:, i]), *fac[:j], *fac[j + 1:]], axis=0)
+                           for j in range(len(fac)))
+    return d1, d2
+
+
+@given(landscapes(kinds=("wells",), max_dim=4), st.integers(0, 2**32 - 1))
+def test_wells_vectorized_equal_the_per_coordinate_products_bit_for_bit(f, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-3, 3, (7, f.dim))
+    X[0] = f.critical_points()[0]  # a root: the product form gives exactly zero there
+    V = rng.standard_normal(X.shape)
+    d1, d2 = wells_reference(f, (X - f.x0) @ f.rotation)
+    assert np.array_equal(f.grad(X), d1 @ f.rotation.T)
+    assert np.array_equal(f.hvp(X, V), ((V @ f.rotation) * d2) @ f.rotation.T)
+    Y = np.array(list(itertools.product(*f.roots)))
+    assert np.array_equal(f.curvatures(), wells_reference(f, Y)[1])
+    assert not np.any(wells_reference(f, Y)[0])  # p′ vanishes exactly at the roots
+
+
+def test_wells_with_ragged_roots_match_the_closed_form():
+    # one root (p′ = k(y − r): a quadratic) beside three roots (a double well)
+    f = Wells([[0.5], [-1.0, 0.0, 2.0]], k=[2.0, 3.0])
+    X = np.array([[1.5, 1.0], [0.5, -1.0]])
+    y = X
+    expected_grad = np.stack([2.0 * (y[:, 0] - 0.5),
+                              3.0 * (y[:, 1] + 1.0) * y[:, 1] * (y[:, 1] - 2.0)], axis=1)
+    assert np.array_equal(f.grad(X), expected_grad)
+    # p″ = k for one root; 3(3y² − 2y − 2) for roots −1, 0, 2
+    expected_curv = np.stack([np.full(2, 2.0), 3.0 * (3 * y[:, 1] ** 2 - 2 * y[:, 1] - 2)],
+                             axis=1)
+    np.testing.assert_allclose(np.diagonal(f.hess(X), axis1=1, axis2=2), expected_curv,
+                               rtol=1e-15, atol=1e-15)
+
+
+@given(landscapes(kinds=("matrix_factorization",)), st.integers(0, 2**32 - 1))
+def test_matrix_factorization_equals_the_einsum_definition_bit_for_bit(f, seed):
+    rng = np.random.default_rng(seed)
+    X, W = rng.standard_normal((2, 5, f.dim))
+    U, V = f.split(X)
+    dU, dV = f.split(W)
+    R = np.einsum("bir,bjr->bij", U, V) - f.M
+    dR = np.einsum("bir,bjr->bij", dU, V) + np.einsum("bir,bjr->bij", U, dV)
+    Rt, dRt = np.swapaxes(R, 1, 2), np.swapaxes(dR, 1, 2)
+    join = lambda A, C: np.concatenate([A.reshape(5, -1), C.reshape(5, -1)], axis=1)  # noqa: E731
+    assert np.array_equal(f.grad(X), join(R @ V, Rt @ U))
+    assert np.array_equal(f.hvp(X, W), join(dR @ V + R @ dV, dRt @ U + Rt @ dU))
+    assert np.array_equal(f.value(X), 0.5 * np.einsum("bij,bij->b", R, R))
