@@ -181,7 +181,7 @@ def test_check_markdown_output_parses(capsys, tmp_path):
     status, out, _ = run(capsys, "check", "sam", "--claim", "filter_agrees", "--profile",
                          "dev", "--reports", str(tmp_path), "--quiet", "--format", "markdown")
     (rows,) = markdown_tables(out)
-    assert [len(r) for r in rows] == [8, 8]
+    assert [len(r) for r in rows] == [9, 9]  # 9 summary columns
     assert rows[1][:2] == ["sam", "filter_agrees"]
 
 
