@@ -11,7 +11,7 @@ where each optimizer's filter allows.
 from dynverify import _source_tree  # noqa: F401, I001
 from dynverify import functions, optimizers
 from dynverify.assertions import VerificationError, assert_verified
-from dynverify.check import CheckResult, check_optimizer, replay
+from dynverify.check import CheckResult, ClaimResult, ClaimStatus, check_optimizer, replay
 from dynverify.claims import CLAIMS, Case, Outcome, Settings, Verdict
 from dynverify.derive import Derivation, DerivationWarning, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
@@ -39,6 +39,8 @@ __all__ = [
     "CLAIMS",
     "Case",
     "CheckResult",
+    "ClaimResult",
+    "ClaimStatus",
     "Outcome",
     "Registration",
     "Settings",

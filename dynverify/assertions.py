@@ -26,8 +26,11 @@ def failure_message(result: CheckResult) -> str:
     results = ordered(result.results)
     cex = sum(1 for r in results if r.counterexample or r.counterexample_path)
     err = sum(1 for r in results if r.error)
+    unv = sum(1 for r in results if not r.ok and not r.status.failed)
     what = ", ".join(p for p in (f"{cex} counterexample{'s' * (cex != 1)}" if cex else "",
-                                 f"{err} error{'s' * (err != 1)}" if err else "") if p)
+                                 f"{err} error{'s' * (err != 1)}" if err else "",
+                                 f"{unv} claim{'s' * (unv != 1)} not verified" if unv
+                                 else "") if p)
     profile = f" (Hypothesis profile {result.profile!r})" if result.profile else ""
     lines = [f"{result.optimizer} is not verified: {what}{profile}", "",
              summary_table(results), ""]

@@ -8,6 +8,7 @@ case is recorded, and a counterexample is shrunk to a minimal one and written to
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import time
@@ -37,11 +38,13 @@ from dynverify.claims import (
     filter_of,
 )
 from dynverify.errors import NotDifferentiableError, ReportError
-from dynverify.executor import seed_only_draws
 from dynverify.functions import ScaledFunction, from_spec
+from dynverify.locality import LOCAL_RADIUS as _LOCAL_RADIUS
+from dynverify.locality import local_radius
 from dynverify.records import RunWriter, read_counterexample
 from dynverify.regions import Region
 from dynverify.registry import Registration, missing_hyperparameters, resolve
+from dynverify.reproducibility import fixed_constants
 
 #: which spectra each planted-point claim draws: relative to the filter R with a margin
 #: ("inside", "outside"), hugging R's boundary points from either side ("near_inside",
@@ -66,9 +69,10 @@ RATE_GAP_FACTOR = 2.0
 RATE_GAP_MAX = 1.0
 N_LOCAL_POINTS = 8
 N_FREE_POINTS = 16
-#: initial points of local claims lie in a ball of this radius at most (and within the
-#: planted function's quadratic radius, where the quadratic part dominates)
-LOCAL_RADIUS = 1e-2
+#: initial points of local claims lie in a ball of this radius at most, shrunk so that
+#: every point the map evaluates stays within the planted function's quadratic radius
+#: (dynverify.locality)
+LOCAL_RADIUS = _LOCAL_RADIUS
 #: free runs start uniformly in a ball of this radius around the origin
 FREE_SPREAD = 2.0
 #: landscapes are multiplied by (one of these) × the filter's size
@@ -79,9 +83,42 @@ class _Counterexample(AssertionError):
     """Raised inside the property so that Hypothesis shrinks the case."""
 
 
+class ClaimStatus(str, enum.Enum):
+    """The verdict on one claim (or, worst first, on all claims of an optimizer).
+
+    - ``counterexample``: some case failed (a minimal one is recorded);
+    - ``error``: the run itself broke;
+    - ``not verified``: no case failed but too few were decided: fewer than
+      ``Settings.min_decided`` passes, or passes below ``Settings.min_decided_fraction``
+      of the *applicable* cases (within the hypotheses, premise met; see
+      :attr:`ClaimResult.decided_enough`), or an ``outside_hypotheses`` exemption was
+      not confirmed by measurement;
+    - ``outside hypotheses``: every case was outside the theorem's hypotheses, each
+      confirmed by measuring that the map is not differentiable at the fixed point;
+    - ``verified``: enough decided cases, none failed.
+    """
+
+    COUNTEREXAMPLE = "counterexample"
+    ERROR = "error"
+    NOT_VERIFIED = "not verified"
+    OUTSIDE_HYPOTHESES = "outside hypotheses"
+    VERIFIED = "verified"
+
+    @property
+    def failed(self) -> bool:
+        return self in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR)
+
+
+#: inconclusive reasons that mean "the theorem does not apply here (measured)"
+OUTSIDE_REASONS = frozenset({"outside-hypotheses"})
+#: inconclusive reasons (prefixes) of cases that did not test the claim at all: the drawn
+#: spectrum did not meet the claim's premise, or no case could be drawn
+UNTESTED_REASONS = ("premise-not-met", "no-such-case")
+
+
 @dataclass
 class ClaimResult:
-    """Outcome counts of one claim on one optimizer."""
+    """Outcome counts of one claim on one optimizer, and the verdict they support."""
 
     optimizer: str
     claim: str
@@ -92,10 +129,64 @@ class ClaimResult:
     counterexample_path: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    min_decided_fraction: float = DEFAULT_SETTINGS.min_decided_fraction
+    min_decided: int = DEFAULT_SETTINGS.min_decided
+
+    @property
+    def cases(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def decided(self) -> int:
+        """Cases that reached a verdict (passes; a counterexample ends the run)."""
+        return self.counts["pass"]
+
+    @property
+    def within_hypotheses(self) -> int:
+        """Cases to which the theorem applies (all but measured-outside ones)."""
+        return self.cases - sum(self.reasons[r] for r in OUTSIDE_REASONS)
+
+    @property
+    def applicable(self) -> int:
+        """Cases within the hypotheses that tested the claim (premise met)."""
+        untested = sum(n for r, n in self.reasons.items() if r.startswith(UNTESTED_REASONS))
+        return self.within_hypotheses - untested
+
+    @property
+    def decided_enough(self) -> bool:
+        """decided ≥ min_decided and decided ≥ min_decided_fraction × applicable."""
+        return (self.decided >= self.min_decided
+                and self.decided >= self.min_decided_fraction * self.applicable)
+
+    @property
+    def status(self) -> ClaimStatus:
+        if self.error is not None:
+            return ClaimStatus.ERROR
+        if self.counterexample is not None:
+            return ClaimStatus.COUNTEREXAMPLE
+        if self.reasons["exemption-not-confirmed"]:
+            return ClaimStatus.NOT_VERIFIED
+        if self.cases and self.within_hypotheses == 0:
+            return ClaimStatus.OUTSIDE_HYPOTHESES
+        return ClaimStatus.VERIFIED if self.decided_enough else ClaimStatus.NOT_VERIFIED
 
     @property
     def ok(self) -> bool:
-        return self.counterexample is None and self.error is None
+        """Verified, or (measurably) outside the theorem's hypotheses."""
+        return self.status in (ClaimStatus.VERIFIED, ClaimStatus.OUTSIDE_HYPOTHESES)
+
+    def why_not_verified(self) -> str:
+        """One line: decided cases against the threshold, and the inconclusive reasons."""
+        reasons = ", ".join(f"{r} ×{n}" for r, n in self.reasons.most_common())
+        if self.reasons["exemption-not-confirmed"]:
+            head = (f"the optimizer's outside_hypotheses exemption was not confirmed: its map "
+                    f"is differentiable at {self.reasons['exemption-not-confirmed']} fixed "
+                    "points")
+        else:
+            head = (f"{self.decided} of {self.applicable} applicable cases decided (needs "
+                    f"≥ {self.min_decided} and ≥ {self.min_decided_fraction:.0%}; "
+                    f"{self.cases} cases in all)")
+        return f"{head}; inconclusive: {reasons or 'none'}"
 
     @property
     def decided_fraction(self) -> float | None:
@@ -118,31 +209,45 @@ class ClaimResult:
                 record = read_counterexample(path)
             except ReportError:
                 record = None
+        thresholds = {k: data[k] for k in ("min_decided_fraction", "min_decided")
+                      if isinstance(data.get(k), (int, float))}
         return cls(str(data.get("optimizer")), str(data.get("claim")),
                    counts=Counter(data.get("counts") or {}),
                    reasons=Counter(data.get("reasons") or {}),
                    closest=float(closest) if isinstance(closest, (int, float)) else math.inf,
                    counterexample=record, counterexample_path=path, error=data.get("error"),
-                   seconds=float(data.get("seconds") or 0.0))
+                   seconds=float(data.get("seconds") or 0.0), **thresholds)
 
     def to_json(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer, "claim": self.claim, "counts": dict(self.counts),
+        return {"optimizer": self.optimizer, "claim": self.claim,
+                "status": self.status.value, "counts": dict(self.counts),
                 "reasons": dict(self.reasons), "decided_fraction": self.decided_fraction,
                 "closest": self.closest if math.isfinite(self.closest) else None,
                 "counterexample": self.counterexample_path, "error": self.error,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3),
+                "min_decided_fraction": self.min_decided_fraction,
+                "min_decided": self.min_decided}
 
 
 #: the summary table's headers (kept for callers of the old name; see dynverify.summary)
 SUMMARY_HEADERS = summary.headers()
 
 
+def worst_status(statuses: Iterable[ClaimStatus]) -> ClaimStatus:
+    """The overall verdict: counterexample > error > not verified > outside > verified."""
+    order = list(ClaimStatus)
+    return min(statuses, key=order.index, default=ClaimStatus.NOT_VERIFIED)
+
+
 @dataclass
 class CheckResult:
-    """The claims' results for one optimizer; ``ok`` when nothing failed.
+    """The claims' results for one optimizer.
 
-    ``str(result)`` is the summary table with the counterexamples' reasons and replay
-    commands; :meth:`raise_for_failure` raises it as an ``AssertionError``.
+    ``status`` is the worst claim status; ``ok`` is True only when every claim is
+    verified or measurably outside the hypotheses (never when too little was decided).
+    ``str(result)`` is the verdict, the summary table, the counterexamples' key facts and
+    replay commands and why claims are not verified; :meth:`raise_for_failure` raises it
+    as an ``AssertionError``.
     """
 
     optimizer: str
@@ -151,11 +256,16 @@ class CheckResult:
     profile: str | None = None  #: name of the Hypothesis profile the claims ran under
 
     @property
+    def status(self) -> ClaimStatus:
+        return worst_status(r.status for r in self.results)
+
+    @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return bool(self.results) and all(r.ok for r in self.results)
 
     def __str__(self) -> str:
-        return summary.render_text(self.results, run_dir=self.run_dir)
+        return (f"{self.optimizer}: {self.status.value}\n"
+                + summary.render_text(self.results, run_dir=self.run_dir))
 
     def __repr__(self) -> str:
         bad = sum(not r.ok for r in self.results)
@@ -179,6 +289,8 @@ class CheckResult:
 # -- case generation ---------------------------------------------------------------------
 
 def _region_or_none(opt: Any) -> Region | None:
+    if opt.region is not None:  # declared (an exemption is measured by the claims)
+        return opt.region
     if opt.outside_hypotheses:
         return None
     try:
@@ -337,8 +449,9 @@ def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT
     except InvalidArgument as exc:
         note(f"no {placement} spectrum for {opt!r}: {exc}")
         return None
-    radius = _local_radius(f, opt, claim) if region is not None else min(
-        float(f.quadratic_radius()), LOCAL_RADIUS)
+    radius = local_radius(opt, f, f.x_star, cap=LOCAL_RADIUS)[0]
+    if region is not None and radius > 0:
+        radius = min(radius, _local_radius(f, opt, claim))
     # a ball within a few target tolerances of x̄ cannot tell convergence from staying
     floor = 10 * settings.target_tol if claim in _ITERATING else 0.0
     if not radius > floor:
@@ -417,7 +530,9 @@ class ClaimRunner:
             raise ValueError(f"unknown claim {claim!r}; known: {', '.join(CLAIMS)}")
         self.reg, self.claim, self.writer, self.settings = reg, claim, writer, settings
         self.on_case = on_case
-        self.result = ClaimResult(reg.name, claim)
+        self.result = ClaimResult(reg.name, claim,
+                                  min_decided_fraction=settings.min_decided_fraction,
+                                  min_decided=settings.min_decided)
         self.failing: tuple[Case, Verdict] | None = None
 
     def strategy(self) -> st.SearchStrategy[Case | None]:
@@ -477,6 +592,9 @@ def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
     ``seed`` seeds Hypothesis (and turns off the profile's derandomization).
     """
     runner = ClaimRunner(reg, claim, writer=writer, settings=settings, on_case=on_case)
+    # a profile that asks for fewer examples than min_decided can still verify
+    runner.result.min_decided = min(settings.min_decided,
+                                    max(1, int(hypothesis_settings.max_examples)))
 
     # a seed replaces the profile's derandomization (and its example database)
     hs = (hsettings(hypothesis_settings, report_multiple_bugs=False) if seed is None else
@@ -494,8 +612,8 @@ def run_claim(reg: Registration, claim: str, *, hypothesis_settings: hsettings,
     start = time.perf_counter()
     error: BaseException | None = None
     try:
-        # the same seed draws the same cases in any process (pytest, CLI, Dask worker)
-        with seed_only_draws():
+        # the same seed must draw the same cases whatever modules are loaded
+        with fixed_constants():
             prop()
     except Exception as exc:  # noqa: BLE001 -- one broken claim must not stop the others
         error = exc

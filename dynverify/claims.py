@@ -28,8 +28,10 @@ from dynverify.linearize import (
     lifted_state,
     spectral_radius,
 )
+from dynverify.locality import into_ball, linear_radius, local_radius
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region
+from dynverify.reproducibility import stable_seed
 
 
 class Outcome(str, enum.Enum):
@@ -72,6 +74,12 @@ class Settings:
             within region_rtol·scale.
         compare_filters: whether claim 1 compares a declared filter with the derived
             one at all (off: the declared filter is judged by sampled spectra only).
+        min_decided_fraction, min_decided: a claim is *verified* only when none of its
+            cases failed, at least min_decided cases passed (at most the profile's
+            max_examples), and the passes are at least
+            min_decided_fraction of its applicable cases (within the theorem's hypotheses
+            and meeting the claim's premise); otherwise it is *not verified* (see
+            :class:`dynverify.check.ClaimResult`).
     """
 
     boundary_band: float = 3e-3
@@ -91,6 +99,8 @@ class Settings:
     compare_filters: bool = True
     linearization_band: float = 1e-3
     linearization_step: float = 1e-8
+    min_decided_fraction: float = 0.5
+    min_decided: int = 5
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,11 +145,19 @@ class Verdict:
     def ok(self) -> bool:
         return self.outcome is not Outcome.COUNTEREXAMPLE
 
+    @property
+    def key_fact(self) -> str:
+        """The one fact that makes a counterexample one (the limit, the eigenvalue
+        outside the filter, observed vs predicted); the reason when there is none."""
+        return str(self.evidence.get("key_fact") or self.reason)
+
     def to_json(self) -> dict[str, Any]:
         return {"claim": self.claim, "outcome": self.outcome.value, "reason": self.reason,
                 "evidence": self.evidence, "settings": self.settings}
 
     def __str__(self) -> str:
+        if self.outcome is Outcome.COUNTEREXAMPLE:
+            return f"{self.claim}: counterexample: {self.key_fact} ({self.reason})"
         return f"{self.claim}: {self.outcome.value} ({self.reason})"
 
 
@@ -212,28 +230,124 @@ def _guard(claim: str, settings: Settings, body: Callable[[], Verdict]) -> Verdi
     try:
         return body()
     except NotDifferentiableError as exc:
-        return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+        # declared exemptions are handled (and measured) before the body runs: this map
+        # is not differentiable although the optimizer does not say so
+        return _verdict(claim, Outcome.INCONCLUSIVE, "not-differentiable", settings,
                         error=str(exc))
     except (OptimizerError, FunctionError) as exc:
         return _verdict(claim, Outcome.COUNTEREXAMPLE, "error", settings,
+                        key_fact=f"error: {type(exc).__name__}: {exc}",
                         error=f"{type(exc).__name__}: {exc}")
+
+
+def _exemption_points(case: Case) -> np.ndarray:
+    """Fixed points at which to measure an exemption: x̄, else known critical points."""
+    if case.x_star is not None:
+        return np.asarray(case.x_star, dtype=float)[None, :]
+    pts = case.function.critical_points()
+    return np.zeros((0, case.function.dim)) if pts is None else np.asarray(pts, float)[:4]
+
+
+def _jacobian_jump(opt: Optimizer, f: TestFunction, x: np.ndarray, J: np.ndarray
+                   ) -> str | None:
+    """Why the map is not C¹ at x although Jac G(x) exists, or None.
+
+    C¹ needs Jac G continuous at the fixed point, not only defined there: Adam-type maps
+    with ε outside √v are differentiable at (x̄, v = 0) along the domain v ≥ 0, but
+    ∂x⁺/∂v jumps with the sign of ∇f next to it. Jacobians at x + s·u for s shrinking by
+    10² must approach J (like s for a C² map); a difference that does not shrink is a
+    jump. The scale s₀ is the function's quadratic radius (at most 10⁻²).
+    """
+    from dynverify.linearize import jacobian
+
+    q = float(f.quadratic_radius()) if hasattr(f, "quadratic_radius") else 1e-2
+    s0 = min(q, 1e-2) if q > 0 and math.isfinite(q) else 1e-2
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(x.shape)
+    u /= np.linalg.norm(u)
+    size = 1.0 + float(np.max(np.abs(J)))
+    gaps = []
+    for k in range(3):
+        s = s0 * 1e-2 ** k
+        try:
+            with np.errstate(all="ignore"):
+                Js = jacobian(opt, f, x + s * u)
+        except NotDifferentiableError as exc:
+            return f"not differentiable next to the fixed point (at distance {s:.3g}): {exc}"
+        except (OptimizerError, FunctionError):
+            return None
+        gaps.append(float(np.max(np.abs(Js - J))))
+    if gaps[-1] > 1e-6 * size and gaps[-1] > 0.1 * gaps[0]:
+        return ("Jac G is not continuous at the fixed point: max|Jac G(x̄ + s·u) − Jac G(x̄)| "
+                f"= {', '.join(f'{g:.3g}' for g in gaps)} at s = "
+                f"{', '.join(f'{s0 * 1e-2 ** k:.3g}' for k in range(3))}")
+    return None
+
+
+def _exempted(claim: str, case: Case, settings: Settings,
+              judge: Callable[[Case, Settings], Verdict]) -> Verdict:
+    """A claim on an optimizer that declares ``outside_hypotheses``: measure, don't trust.
+
+    The map's differentiability is tested at fixed points (x̄, or the landscape's known
+    critical points) with :func:`dynverify.linearize.jacobian`. Not differentiable at one
+    of them: the exemption is confirmed, the verdict is inconclusive
+    ("outside-hypotheses") with the measured reason. Differentiable at all of them: the
+    claim is judged as if there were no exemption; a counterexample stands, anything else
+    is inconclusive "exemption-not-confirmed", which keeps the run from being verified.
+    """
+    from dataclasses import replace
+
+    from dynverify.linearize import jacobian
+
+    opt = case.optimizer
+    points = _exemption_points(case)
+    measured = []
+    for x in points:
+        try:
+            with np.errstate(all="ignore"):
+                J = jacobian(opt, case.function, x)
+        except NotDifferentiableError as exc:
+            return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                            why=opt.outside_hypotheses, measured=str(exc), at=x)
+        except (OptimizerError, FunctionError):
+            break  # the claim itself reports a broken optimizer
+        jump = _jacobian_jump(opt, case.function, x, J)
+        if jump is not None:
+            return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                            why=opt.outside_hypotheses, measured=jump, at=x)
+        measured.append({"x": x, "max_abs_jacobian": float(np.max(np.abs(J)))})
+    if points.shape[0] == 0:
+        return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
+                        why=opt.outside_hypotheses,
+                        measured="not measured: no fixed point is known on this function")
+    plain = judge(replace(case, optimizer=replace(opt, outside_hypotheses=None)), settings)
+    ev = dict(plain.evidence, exemption=opt.outside_hypotheses, differentiable_at=measured)
+    if plain.outcome is Outcome.COUNTEREXAMPLE:
+        ev["key_fact"] = (f"{plain.key_fact} (the optimizer claims to be outside the "
+                          "hypotheses, but its map is differentiable at the fixed point)")
+        return Verdict(claim, Outcome.COUNTEREXAMPLE, f"exemption not confirmed; "
+                       f"{plain.reason}", _jsonable(ev), settings.to_json())
+    ev["without_exemption"] = f"{plain.outcome.value} ({plain.reason})"
+    return Verdict(claim, Outcome.INCONCLUSIVE, "exemption-not-confirmed", _jsonable(ev),
+                   settings.to_json())
 
 
 def _precheck(claim: str, case: Case, settings: Settings) -> Verdict | None:
     """Common preconditions: the theorem applies, and init(x̄) is a fixed point."""
     opt = case.optimizer
-    if opt.outside_hypotheses:
-        return _verdict(claim, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
-                        why=opt.outside_hypotheses)
     if case.x_star is not None:
         defect = _fixed_point_defect(opt, case.function, case.x_star)
         scale = 1.0 + float(np.max(np.abs(case.x_star)))
         if not math.isfinite(defect):
             return _verdict(claim, Outcome.COUNTEREXAMPLE, "nonfinite-step", settings,
+                            key_fact="step returned non-finite values at init(x̄), x̄ a "
+                                     "critical point",
                             error=f"optimizer {opt!r} returned non-finite values from a "
                                   "finite state at a critical point")
         if not defect <= settings.fixed_point_tol * scale:
             return _verdict(claim, Outcome.COUNTEREXAMPLE, "init-not-fixed-point", settings,
+                            key_fact=f"init(x̄) is not a fixed point: ‖G(z̄) − z̄‖ = "
+                                     f"{defect:.3g} at the critical point x̄",
                             fixed_point_defect=defect,
                             expected="G(init(x̄)) = init(x̄) at a critical point x̄")
     return None
@@ -248,6 +362,13 @@ def _linearization(case: Case, h: float | None = None) -> tuple[float, np.ndarra
     return r, lams, region
 
 
+def _fmt(x: Any) -> str:
+    """A short rendering of a number or vector for key facts."""
+    a = np.atleast_1d(np.asarray(x, dtype=float))
+    body = ", ".join(f"{v:.4g}" for v in a[:6]) + (", …" if a.size > 6 else "")
+    return body if a.size == 1 and np.ndim(x) == 0 else f"({body})"
+
+
 def _boundary_distance(region: Region, lams: np.ndarray) -> float:
     return float(np.min(np.abs(region.margin(lams)))) if lams.size else math.inf
 
@@ -256,6 +377,25 @@ def _ball_radius(case: Case) -> float:
     assert case.x_star is not None
     d = np.sqrt(np.sum((case.X0 - case.x_star) ** 2, axis=1))
     return float(max(d.max(), 1e-300))
+
+
+def _local_case(case: Case, ev: dict[str, Any], r: float | None = None) -> Case:
+    """The case with its starts pulled into the ball where the map's linearization governs.
+
+    Every point one step evaluates must stay where f is quadratic (see
+    :mod:`dynverify.locality`); starts outside that ball are moved onto its sphere, so a
+    recorded case drawn with a larger ball replays locally too.
+    """
+    from dataclasses import replace
+
+    assert case.x_star is not None
+    radius, amp = local_radius(case.optimizer, case.function, case.x_star)
+    if r is not None and math.isfinite(r):
+        radius = linear_radius(case.optimizer, case.function, case.x_star, radius,
+                               abs(1.0 - r))
+    X0, moved = into_ball(case.X0, case.x_star, radius)
+    ev.update(local_radius=radius, evaluation_amplification=amp, starts_moved=moved)
+    return replace(case, X0=X0) if moved else case
 
 
 def _escape(case: Case, settings: Settings, radius: float) -> float:
@@ -271,6 +411,8 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     A declared filter must moreover equal :func:`derive_region` of the optimizer.
     """
     name = "filter_agrees"
+    if case.optimizer.outside_hypotheses:
+        return _exempted(name, case, settings, filter_agrees)
 
     def body() -> Verdict:
         pre = _precheck(name, case, settings)
@@ -284,7 +426,14 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         if abs(r - 1.0) >= settings.linearization_band and inside != (r <= 1.0):
             why = ("spectrum inside the filter but r > 1" if inside
                    else "spectrum outside the filter but r ≤ 1")
-            return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, **ev)
+            if inside:
+                fact = (f"r = ρ(Jac G) = {r:.6g} > 1 although every eigenvalue "
+                        f"{_fmt(lams)} lies in the filter {region}")
+            else:
+                out = lams[~np.asarray(region.contains(lams), dtype=bool)]
+                fact = (f"eigenvalue {_fmt(out)} lies outside the filter {region}, yet "
+                        f"r = ρ(Jac G) = {r:.6g} ≤ 1")
+            return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, key_fact=fact, **ev)
         declared = case.optimizer.region
         if declared is not None and settings.compare_filters:
             # a declared filter must also equal the one derived from the update itself:
@@ -304,6 +453,9 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
                             >= settings.boundary_band)
                 if decisive:
                     ev.update(wit)
+                    ev["key_fact"] = ev.get("witness") or (
+                        f"declared filter {cmp.declared} ≠ filter derived from the update "
+                        f"{cmp.derived}")
                     return _verdict(name, Outcome.COUNTEREXAMPLE,
                                     "declared filter differs from the derived filter",
                                     settings, **ev)
@@ -377,11 +529,38 @@ def _excited_radius(case: Case) -> float:
         return float(np.max(np.abs(w)))
     excited = np.max(C, axis=1) > 1e-6 * max(float(np.max(C)), 1e-300)
     return float(np.max(np.abs(w[excited]))) if excited.any() else 0.0
+def _robustly_converges(case: Case, rows: np.ndarray, radius: float, settings: Settings,
+                        budget: int, escape: float, r: float) -> bool:
+    """Do most starts moved by 10 % of the ball radius from the converging ones converge?
+
+    The stable manifold of an unstable x̄ has measure zero, but a start can lie within
+    rounding of it (a tiny ball around x̄ in few dimensions): a counterexample to claim 2
+    must converge from a neighbourhood, not from one lucky point.
+    """
+    assert case.x_star is not None
+    X = case.X0[rows]
+    rng = np.random.default_rng(stable_seed(X.tobytes()))
+    U = rng.standard_normal((4 * X.shape[0], X.shape[1]))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    starts = np.repeat(X, 4, axis=0) + 0.1 * radius * U
+    res = run(case.optimizer, case.function, starts, target=case.x_star, tol=settings.tol,
+              target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
+    # a restart counts only if it stays at x̄ for its escape time too (:func:`_stays`)
+    hit = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
+    ok = np.zeros(len(res), dtype=bool)
+    if hit.size:
+        stayed, capped, _, _ = _stays(case, settings, r, starts[hit], res.steps[hit],
+                                      res.distance[hit])
+        ok[hit] = stayed & ~capped
+    # an attractor takes (almost) all of them, a measure-zero coincidence (almost) none
+    return bool(np.mean(ok) >= 0.5)
 
 
 def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 2: r ≥ 1 + δ ⇒ no initial point near x̄ converges to x̄."""
     name = "unstable_no_convergence"
+    if case.optimizer.outside_hypotheses:
+        return _exempted(name, case, settings, unstable_no_convergence)
 
     def body() -> Verdict:
         pre, r, ev = _local_premise(name, case, settings, "no run converges to x̄")
@@ -390,40 +569,50 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         if r < 1.0 + settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r < 1 + δ",
                             settings, **ev)
-        radius = _ball_radius(case)
-        escape = _escape(case, settings, radius)
+        local = _local_case(case, ev, r)
+        radius = _ball_radius(local)
+        escape = _escape(local, settings, radius)
         budget = step_budget(r, start=settings.tol, finish=escape,
                              factor=settings.budget_factor, maximum=settings.max_steps)
-        res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
+        res = run(local.optimizer, local.function, local.X0, target=case.x_star, tol=settings.tol,
                   target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
         ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
         rows = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
+        kinds: list[str] = []
         if rows.size:
             # a run near an unstable x̄ can look converged (its steps below tol while a
-            # stable mode decays); it counts only once confirmed, see _confirm_convergence
-            kinds, details = _confirm_convergence(case, settings, r, res, rows, budget, escape)
+            # stable mode decays): it counts only if it stays there for its escape time
+            kinds, details = _confirm_convergence(local, settings, r, res, rows)
             ev["confirmation"] = details
-            n_conf = sum(k == "confirmed" for k in kinds)
-            if n_conf:
-                return _verdict(name, Outcome.COUNTEREXAMPLE,
-                                f"{n_conf} of {len(res)} runs converged to an unstable x̄",
-                                settings, **ev)
-            if any(k == "unconfirmed" for k in kinds):
-                return _verdict(name, Outcome.INCONCLUSIVE,
-                                "budget-exhausted: convergence to x̄ not confirmable "
-                                "within max_steps", settings, **ev)
+        staying = np.zeros(len(res), dtype=bool)
+        staying[rows[[k == "stays" for k in kinds]]] = True
+        n_target = int(staying.sum())
+        if n_target and not _robustly_converges(local, staying, radius, settings, budget,
+                                                escape, r):
+            ev["unconfirmed_convergence"] = n_target
+            return _verdict(name, Outcome.INCONCLUSIVE, "convergence-not-robust", settings,
+                            **ev)
+        if n_target:
+            return _verdict(name, Outcome.COUNTEREXAMPLE,
+                            f"{n_target} of {len(res)} runs converged to an unstable x̄",
+                            settings, key_fact=f"{n_target} of {len(res)} runs converged to "
+                            f"x̄ although r = {r:.6g} > 1 (predicted: none converges)", **ev)
+        if "unconfirmed" in kinds:
+            return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted: convergence to x̄ "
+                            "not confirmable within max_steps", settings, **ev)
+        bad = _noncritical_fixed_points(local.optimizer, local.function,
+                                        res.x[res.status == Status.CONVERGED_ELSEWHERE],
+                                        settings)
+        if bad:
+            ev["noncritical_limits"] = bad[:5]
+            return _verdict(name, Outcome.COUNTEREXAMPLE, "non-critical fixed point", settings,
+                            key_fact=bad[0]["fact"], **ev)
         stuck = (res.status == Status.UNDECIDED) & (res.distance <= radius)
         if stuck.any():
             return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings, **ev)
         return _verdict(name, Outcome.PASS, "no run converged to x̄", settings, **ev)
 
     return _guard(name, settings, body)
-
-
-#: perturbed restarts of a run judged converged to an unstable x̄ (claim 2)
-CONFIRM_RESTARTS = 4
-#: their distance from the run's initial point, relative to its distance from x̄
-CONFIRM_PERTURBATION = 1e-2
 
 
 def _stay_distance(opt: Optimizer, f: TestFunction, X0: np.ndarray, x_star: np.ndarray,
@@ -473,71 +662,32 @@ def _stays(case: Case, settings: Settings, r: float, X0: np.ndarray, steps: np.n
 
 
 def _confirm_convergence(case: Case, settings: Settings, r: float, res: RunResult,
-                         rows: np.ndarray, budget: int, escape: float
-                         ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Confirm the runs ``rows`` judged converged to x̄ although r ≥ 1 + δ (claim 2).
+                         rows: np.ndarray) -> tuple[list[str], list[dict[str, Any]]]:
+    """Continue the runs ``rows`` judged converged to x̄ although r ≥ 1 + δ (claim 2).
 
     The engine's test (steps below tol and contracting) can fire on a transient: near an
-    unstable x̄ a decaying mode (an adaptive method's v, at rate β₂) dominates ‖Δz‖
-    while the unstable one is tiny. By the theorem only a measure-zero set of initial
-    points converges, so a convergence counts only when
-
-    1. the run, continued for its predicted escape time (:func:`_stays`), never leaves
-       the target_tol ball of x̄, and
-    2. so does each of CONFIRM_RESTARTS runs from initial points moved by
-       CONFIRM_PERTURBATION of their distance to x̄ (a positive-measure basin, not a
-       single trajectory that rounding put on x̄ or its stable manifold).
-
-    Kinds per row: "confirmed" (both hold), "transient" (the run left the ball),
-    "isolated" (it stayed, no restart did), "unconfirmed" (a horizon needed more than
-    max_steps, or only some restarts stayed: neither a pass nor a counterexample).
+    unstable x̄ a decaying mode (an adaptive method's v, at rate β₂) can dominate ‖Δz‖
+    while the unstable one is tiny. Such a run leaves the target_tol ball within its
+    predicted escape time (:func:`_stays`). Kinds per row: "stays", "transient" (it
+    left), "unconfirmed" (it stayed, but the escape time needs more than max_steps:
+    neither a pass nor a counterexample).
     """
-    assert case.x_star is not None
-    X0 = case.X0[rows]
-    stayed, capped, horizon, worst = _stays(case, settings, r, X0, res.steps[rows],
-                                            res.distance[rows])
-    kinds: list[str] = []
-    details: list[dict[str, Any]] = []
-    for j, i in enumerate(rows):
-        info: dict[str, Any] = {"row": int(i), "converged_at_step": int(res.steps[i]),
-                                "distance": float(res.distance[i]),
-                                "horizon": int(horizon[j]),
-                                "max_distance_after": float(worst[j])}
-        if not stayed[j]:
-            kinds.append("transient")
-            details.append({**info, "kind": "transient"})
-            continue
-        rng = np.random.default_rng(np.frombuffer(case.X0[i].tobytes(), dtype=np.uint32))
-        U = rng.standard_normal((CONFIRM_RESTARTS, X0.shape[1]))
-        U /= np.linalg.norm(U, axis=1, keepdims=True)
-        d0 = max(float(np.linalg.norm(case.X0[i] - case.x_star)), 1e-300)
-        P = case.X0[i] + CONFIRM_PERTURBATION * d0 * U
-        sub = run(case.optimizer, case.function, P, target=case.x_star, tol=settings.tol,
-                  target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
-        hit = np.flatnonzero(sub.status == Status.CONVERGED_TARGET)
-        ok = np.zeros(CONFIRM_RESTARTS, dtype=bool)
-        open_ = np.zeros(CONFIRM_RESTARTS, dtype=bool)
-        if hit.size:
-            s_stay, s_cap, _, _ = _stays(case, settings, r, P[hit], sub.steps[hit],
-                                         sub.distance[hit])
-            ok[hit] = s_stay & ~s_cap
-            open_[hit] = s_stay & s_cap
-        open_ |= (sub.status == Status.UNDECIDED) & (sub.distance <= settings.target_tol)
-        if ok.all() and not capped[j]:
-            kind = "confirmed"
-        elif not (ok | open_).any() and not capped[j]:
-            kind = "isolated"
-        else:
-            kind = "unconfirmed"
-        kinds.append(kind)
-        details.append({**info, "kind": kind, "restarts_staying": int(ok.sum()),
-                        "restarts": CONFIRM_RESTARTS, "horizon_capped": bool(capped[j])})
+    stayed, capped, horizon, worst = _stays(case, settings, r, case.X0[rows],
+                                            res.steps[rows], res.distance[rows])
+    kinds = ["transient" if not s else "unconfirmed" if c else "stays"
+             for s, c in zip(stayed, capped, strict=True)]
+    details = [{"row": int(i), "converged_at_step": int(res.steps[i]),
+                "distance": float(res.distance[i]), "horizon": int(h),
+                "max_distance_after": float(w), "horizon_capped": bool(c), "kind": k}
+               for i, h, w, c, k in zip(rows, horizon, worst, capped, kinds, strict=True)]
     return kinds, details
 
 
 def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 3: r ≤ 1 − δ ⇒ every initial point near x̄ converges to x̄ at rate ≈ r."""
     name = "stable_converges"
+    if case.optimizer.outside_hypotheses:
+        return _exempted(name, case, settings, stable_converges)
 
     def body() -> Verdict:
         pre, r, ev = _local_premise(name, case, settings,
@@ -547,21 +697,32 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
         if r > 1.0 - settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r > 1 − δ",
                             settings, **ev)
-        radius = _ball_radius(case)
+        local = _local_case(case, ev, r)
+        radius = _ball_radius(local)
         budget = step_budget(r, start=radius, finish=settings.tol,
                              factor=settings.budget_factor, minimum=100,
                              maximum=settings.max_steps)
-        res = run(case.optimizer, case.function, case.X0, target=case.x_star, tol=settings.tol,
-                  target_tol=settings.target_tol, max_steps=budget,
-                  escape_radius=_escape(case, settings, radius))
+        res = run(local.optimizer, local.function, local.X0, target=local.x_star,
+                  tol=settings.tol, target_tol=settings.target_tol, max_steps=budget,
+                  escape_radius=_escape(local, settings, radius))
         ev.update(budget=budget, observed=_run_summary(res))
         counts = res.counts()
         bad = counts[Status.CONVERGED_ELSEWHERE] + counts[Status.ESCAPED] + counts[
             Status.NONFINITE]
         if bad:
+            what = ", ".join(f"{n} {s.name.lower().replace('_', ' ')}" for s, n in
+                             counts.items() if n and s is not Status.CONVERGED_TARGET)
+            fact = (f"{bad} of {len(res)} runs did not converge to x̄ ({what}) although "
+                    f"r = {r:.6g} < 1 (predicted: all converge)")
+            nonc = _noncritical_fixed_points(
+                local.optimizer, local.function,
+                res.x[res.status == Status.CONVERGED_ELSEWHERE], settings)
+            if nonc:
+                ev["noncritical_limits"] = nonc[:5]
+                fact = nonc[0]["fact"]
             return _verdict(name, Outcome.COUNTEREXAMPLE,
                             f"{bad} of {len(res)} runs did not converge to a stable x̄",
-                            settings, **ev)
+                            settings, key_fact=fact, **ev)
         if counts[Status.UNDECIDED]:
             return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings, **ev)
         rates = res.rate[np.isfinite(res.rate)]
@@ -571,11 +732,13 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
         if observed > r + slack:
             return _verdict(name, Outcome.COUNTEREXAMPLE,
                             f"observed rate {observed:.4g} slower than predicted {r:.4g}",
-                            settings, **ev)
+                            settings, key_fact=f"observed linear rate {observed:.6g} vs "
+                            f"predicted r = {r:.6g} (slower by more than {slack:.3g})", **ev)
         if r > 0.05 and observed < r - slack and observed < _excited_radius(case) - slack:
             return _verdict(name, Outcome.COUNTEREXAMPLE,
                             f"observed rate {observed:.4g} faster than predicted {r:.4g}",
-                            settings, **ev)
+                            settings, key_fact=f"observed linear rate {observed:.6g} vs "
+                            f"predicted r = {r:.6g} (faster by more than {slack:.3g})", **ev)
         return _verdict(name, Outcome.PASS, "all runs converged at the predicted rate",
                         settings, **ev)
 
@@ -589,14 +752,15 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
 
     At a critical x∞ (‖∇f‖ small) the Hessian eigenvalues must lie in R up to
     eig_band·scale(R); at a non-critical fixed point (SAM-type maps) ρ(Jac G) ≤ 1 + δ.
+    An optimizer declaring ``fixed_points_critical`` has no non-critical fixed points:
+    a confirmed one is a counterexample.
     """
     name = "convergence_filters"
+    if case.optimizer.outside_hypotheses:
+        return _exempted(name, case, settings, convergence_filters)
 
     def body() -> Verdict:
         opt, f = case.optimizer, case.function
-        if opt.outside_hypotheses:
-            return _verdict(name, Outcome.INCONCLUSIVE, "outside-hypotheses", settings,
-                            why=opt.outside_hypotheses)
         region = case.region if case.region is not None else filter_of(opt)
         spread = float(np.max(np.abs(case.X0))) if case.X0.size else 1.0
         escape = _escape(case, settings, spread)
@@ -611,6 +775,11 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
         G = f.grad(Xl)
         gnorm = np.sqrt(np.sum(G * G, axis=1))
         critical = gnorm <= settings.grad_tol * (1.0 + np.sqrt(np.sum(Xl * Xl, axis=1)))
+        nonc = _noncritical_fixed_points(opt, f, Xl[~critical], settings)
+        if nonc:
+            ev["noncritical_limits"] = nonc[:5]
+            return _verdict(name, Outcome.COUNTEREXAMPLE, "non-critical fixed point", settings,
+                            key_fact=nonc[0]["fact"], **ev)
         limits = []
         worst = math.inf
         failures = []
@@ -638,14 +807,59 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
                   n_critical=int(critical.sum()), n_noncritical=int((~critical).sum()))
         if failures:
             ev["failing_limits"] = failures[:5]
+            first = failures[0]
+            if first["critical"]:
+                lams = np.asarray(first["eigenvalues"])
+                out = lams[region.margin(lams) < -band]
+                fact = (f"limit x∞ = {_fmt(first['x'])} has Hessian eigenvalue {_fmt(out)} "
+                        f"outside the filter {region}")
+            else:
+                fact = (f"non-critical limit x∞ = {_fmt(first['x'])} (|∇f| = "
+                        f"{first['grad_norm']:.3g}) has ρ(Jac G) = "
+                        f"{first['spectral_radius']:.6g} > 1")
             return _verdict(name, Outcome.COUNTEREXAMPLE,
                             f"{len(failures)} converged runs violate the filter at the limit",
-                            settings, **ev)
+                            settings, key_fact=fact, **ev)
         ev["n_converged"] = int(conv.size)
         return _verdict(name, Outcome.PASS, "converged runs satisfy the filter at the limit",
                         settings, **ev)
 
     return _guard(name, settings, body)
+
+
+def _noncritical_fixed_points(opt: Optimizer, f: TestFunction, X: np.ndarray,
+                              settings: Settings) -> list[dict[str, Any]]:
+    """Limits X of converged runs that are fixed points with ∇f ≠ 0, for an optimizer
+    that declares ``fixed_points_critical`` (else always []).
+
+    A limit counts only when it survives refinement: iterating on from it with a tolerance
+    1000 times smaller still converges to a point where ‖∇f‖ > grad_tol·(1 + ‖x‖) and has
+    not dropped by half (a correct method creeping toward a minimum keeps shrinking ‖∇f‖).
+    """
+    if not opt.fixed_points_critical or X.shape[0] == 0:
+        return []
+    out: list[dict[str, Any]] = []
+    g0 = np.sqrt(np.sum(f.grad(X) ** 2, axis=1))
+    for x, g in zip(X, g0, strict=True):
+        if not g > settings.grad_tol * (1.0 + float(np.linalg.norm(x))):
+            continue
+        res = run(opt, f, x[None, :], target=None, tol=settings.tol * 1e-3,
+                  max_steps=settings.free_steps,
+                  escape_radius=1e3 * (1.0 + float(np.linalg.norm(x))))
+        if res.status[0] != Status.CONVERGED_ELSEWHERE:
+            continue
+        xl = res.x[0]
+        gl = float(np.linalg.norm(f.grad(xl[None, :])[0]))
+        if gl > settings.grad_tol * (1.0 + float(np.linalg.norm(xl))) and gl > 0.5 * g:
+            residual = _fixed_point_defect(opt, f, xl)
+            out.append({"x": xl, "grad_norm": gl, "step_residual": residual,
+                        "fact": f"limit x∞ = {_fmt(xl)} is not a critical point: "
+                                f"|∇f(x∞)| = {gl:.4g} with step residual "
+                                f"‖G(z∞) − z∞‖ = {residual:.3g}, but the optimizer declares "
+                                "that its fixed points are the critical points of f"})
+        if len(out) >= 5:
+            break
+    return out
 
 
 def _attracts(opt: Optimizer, f: TestFunction, x: np.ndarray, settings: Settings,
@@ -655,7 +869,8 @@ def _attracts(opt: Optimizer, f: TestFunction, x: np.ndarray, settings: Settings
     "Near" is within 10δ: on a manifold of minima the run lands on a neighbouring point.
     """
     x = np.asarray(x, dtype=float)
-    rng = np.random.default_rng(abs(hash(x.tobytes())) % 2**32)
+    # a stable hash: the same limit gets the same directions in every process
+    rng = np.random.default_rng(stable_seed(x.tobytes()))
     U = rng.standard_normal((n, x.size))
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     delta = 1e-4 * (1.0 + float(np.linalg.norm(x)))
@@ -734,12 +949,35 @@ def _trajectory(setup: Setup, steps: int) -> np.ndarray:
     return np.stack(out)
 
 
+#: a relation may differ by this many times the measured rounding noise of a trajectory
+ROUNDING_FACTOR = 1e3
+
+
+def _rounding_noise(setup: Setup, steps: int) -> np.ndarray:
+    """Per step, the largest drift of the trajectory when its starts move by ~4 ulps."""
+    opt, f, X0 = setup
+    X0 = np.asarray(X0, dtype=float)
+    rng = np.random.default_rng(stable_seed(X0.tobytes()))
+    ulps = 4 * np.finfo(float).eps * np.max(np.abs(X0), axis=1, keepdims=True)
+    base = _trajectory(setup, steps)
+    worst = np.zeros(steps)
+    for _ in range(2):
+        moved = X0 + ulps * rng.choice([-1.0, 1.0], size=X0.shape)
+        T = _trajectory((opt, f, moved), steps)
+        with np.errstate(all="ignore"):
+            worst = np.fmax(worst, np.max(np.abs(T - base), axis=(1, 2)))
+    return worst
+
+
 def metamorphic(case: Case, settings: Settings = DEFAULT_SETTINGS,
                 resolve: Callable[[str], Callable[..., Optimizer]] | None = None) -> Verdict:
     """Claim 5: each relation in ``case.relations`` holds step by step.
 
     Positions of the two set-ups must agree to metamorphic_rtol·max‖xₜ‖ for
-    metamorphic_steps steps (rows that become non-finite in both are ignored). Rotation
+    metamorphic_steps steps, compared only while both runs stay within the escape radius
+    (beyond it an unstable run's rounding differences grow without bound: not a bug).
+    The tolerance grows to ROUNDING_FACTOR × the drift of the trajectory from starts moved
+    by a few ulps, so amplified rounding is never reported as a broken relation. Rotation
     invariance is only expected of optimizers whose per-eigenvalue reduction holds.
     """
     name = "metamorphic"
@@ -762,32 +1000,47 @@ def metamorphic(case: Case, settings: Settings = DEFAULT_SETTINGS,
                                     "why": "per-eigenvalue reduction fails: not expected"})
                     continue
             a, b, back = _relation_setups(rel, case, resolve)
+            center = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
+            spread = float(np.max(np.sqrt(np.sum((case.X0 - center) ** 2, axis=1)),
+                                  initial=0.0))
+            escape = _escape(case, settings, spread)
             Ta, Tb = _trajectory(a, settings.metamorphic_steps), _trajectory(
                 b, settings.metamorphic_steps)
             Tb = np.stack([back(x) for x in Tb])
-            # compare up to the first step where either run overflows (|x| > 1e100 or
-            # non-finite): past it, 0·∞ and the like differ without a bug
+            # compare only while both runs stay within the escape radius: past it an
+            # unstable run blows up super-exponentially, rounding differences are
+            # amplified without bound and 0·∞ and the like differ without a bug
             sane = np.all(np.isfinite(Ta) & np.isfinite(Tb), axis=(1, 2)) & (
-                np.max(np.abs(np.nan_to_num(Ta)), axis=(1, 2)) < 1e100)
+                np.max(np.abs(np.nan_to_num(Ta - center)), axis=(1, 2)) <= escape) & (
+                np.max(np.abs(np.nan_to_num(Tb - center)), axis=(1, 2)) <= escape)
             upto = int(np.argmin(sane)) if not sane.all() else len(sane)
-            both = np.zeros(Ta.shape, dtype=bool)
-            both[:upto] = True
-            size = np.max(np.abs(Ta[:upto]), axis=(1, 2), keepdims=True) if upto else None
-            with np.errstate(all="ignore"):
-                err = np.zeros(Ta.shape)
-                if upto:
-                    err[:upto] = np.abs(Ta[:upto] - Tb[:upto]) / np.maximum(size, 1e-300)
-            worst = float(np.max(err, initial=0.0))
-            holds = bool(worst <= settings.metamorphic_rtol)
-            results.append({"relation": str(rel), "holds": holds, "max_relative_error": worst,
+            if upto == 0:
+                results.append({"relation": str(rel), "holds": None, "steps_compared": 0,
+                                "why": "a run left the escape radius at step 1: nothing to "
+                                       "compare"})
+                continue
+            size = np.maximum(np.max(np.abs(Ta[:upto]), axis=(1, 2)), 1e-300)
+            err = np.max(np.abs(Ta[:upto] - Tb[:upto]), axis=(1, 2)) / size
+            # the tolerance grows with the measured amplification of rounding: how far
+            # the same set-up drifts from starts moved by a few ulps
+            noise = np.maximum.accumulate(_rounding_noise(a, upto) / size)
+            tol = np.maximum(settings.metamorphic_rtol, ROUNDING_FACTOR * noise)
+            bad_steps = np.flatnonzero(~(err <= tol))
+            holds = bad_steps.size == 0
+            results.append({"relation": str(rel), "holds": holds,
+                            "max_relative_error": float(np.max(err, initial=0.0)),
+                            "tolerance": float(tol[bad_steps[0]] if not holds else tol.max()),
                             "steps_compared": upto,
-                            "first_bad_step": (int(np.argmax(np.any(
-                                (err > settings.metamorphic_rtol) & both, axis=(1, 2)))) + 1
-                                if not holds else None)})
+                            "first_bad_step": int(bad_steps[0]) + 1 if not holds else None})
             if not holds:
                 failed.append(str(rel))
-        ev = {"relations": results}
+        ev: dict[str, Any] = {"relations": results}
         if failed:
+            bad = next(r for r in results if r["holds"] is False)
+            ev["key_fact"] = (f"relation {bad['relation']} breaks at step "
+                              f"{bad['first_bad_step']}: relative difference "
+                              f"{bad['max_relative_error']:.3g} > tolerance "
+                              f"{bad['tolerance']:.3g}")
             return _verdict(name, Outcome.COUNTEREXAMPLE, f"relation fails: {', '.join(failed)}",
                             settings, **ev)
         if all(r["holds"] is None for r in results):

@@ -1,10 +1,12 @@
 """Command line: ``dynverify regions | check | report | replay``.
 
-Exit status: 0 when something was verified and nothing failed; 1 when a counterexample
-was found or a claim errored (or the counterexample reproduces on replay); 2 for usage
-errors (unknown optimizer, unimportable module, no hyperparameters declared, bad option,
-a malformed counterexample file), with a one-line message; 3 when nothing was verified
-(no case passed: every case inconclusive, or no case records at all).
+Exit status: 0 when every claim is verified (or measured to be outside the theorem's
+hypotheses); 1 when a counterexample was found or a claim errored (or the counterexample
+reproduces on replay); 2 for usage errors (unknown optimizer, unimportable module, no
+hyperparameters declared, bad option, a malformed counterexample file), with a one-line
+message; 3 when nothing failed but some claim is *not verified* (too few decided cases,
+e.g. every case inconclusive or no case at all, or an ``outside_hypotheses`` exemption
+that measurement did not confirm).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any, NoReturn
 
 from tabulate import tabulate
 
-EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE, EXIT_NOTHING_VERIFIED = 0, 1, 2, 3
+EXIT_OK, EXIT_COUNTEREXAMPLE, EXIT_USAGE, EXIT_NOT_VERIFIED = 0, 1, 2, 3
+EXIT_NOTHING_VERIFIED = EXIT_NOT_VERIFIED  # the former name of status 3
 
 
 class UsageError(Exception):
@@ -274,14 +277,11 @@ def _require_hyperparameters(regs: Sequence[Any]) -> None:
             _fail(missing)
 
 
-def _nothing_verified(results: Sequence[Any]) -> bool:
-    return not any(r.counts.get("pass", 0) for r in results)
-
-
 def _exit_status(results: Sequence[Any]) -> int:
-    if any(not r.ok for r in results):
+    """1 if a claim failed, else 3 if one is not verified (or there is none), else 0."""
+    if any(r.status.failed for r in results):
         return EXIT_COUNTEREXAMPLE
-    return EXIT_NOTHING_VERIFIED if _nothing_verified(results) else EXIT_OK
+    return EXIT_OK if results and all(r.ok for r in results) else EXIT_NOT_VERIFIED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -344,8 +344,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     for line in seen.lines():
         print(line, file=sys.stderr)
     status = _exit_status(results)
-    if status == EXIT_NOTHING_VERIFIED:
-        print("nothing was verified: no case passed (see why above)")
     print(f"records: {writer.dir}")
     return status
 
@@ -505,9 +503,10 @@ def cmd_report(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_NOTHING_VERIFIED
     status = _exit_status(results)
-    if status == EXIT_NOTHING_VERIFIED:
-        errors = sum(1 for r in results if r.error)
-        print(f"nothing was verified: no case passed ({errors} errors)", file=sys.stderr)
+    if status == EXIT_NOT_VERIFIED:
+        n = sum(not r.ok for r in results)
+        print(f"not verified: {n} of {len(results)} optimizer × claim results (see why above)",
+              file=sys.stderr)
     return status
 
 
@@ -530,14 +529,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     rec, new = rep.recorded, rep.verdict
     old = rec["verdict"]
+    # the one fact that makes it a counterexample comes first
+    print(f"counterexample: {old.get('evidence', {}).get('key_fact') or old['reason']}")
     print(f"claim:      {rec['claim']}")
     print(f"optimizer:  {rec['optimizer']['name']}({rec['optimizer'].get('hyperparameters')})")
     print(f"function:   {rec.get('function_repr', '')}")
     ev = new.evidence
     rows = [["verdict", f"{old['outcome']} ({old['reason']})",
-             f"{new.outcome.value} ({new.reason})"]]
-    for key in ("spectral_radius", "predicted", "spectrum", "region_str", "derived_region",
-                "witness"):
+             f"{new.outcome.value} ({new.reason})"],
+            ["key fact", old.get("evidence", {}).get("key_fact", "—"),
+             ev.get("key_fact", "—")]]
+    for key in ("failing_limits", "noncritical_limits", "spectral_radius", "predicted",
+                "spectrum", "region_str", "derived_region", "witness"):
         if key in ev or key in old.get("evidence", {}):
             rows.append([key, json.dumps(old.get("evidence", {}).get(key), ensure_ascii=False),
                          json.dumps(ev.get(key), ensure_ascii=False)])

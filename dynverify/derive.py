@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from math import comb
 
 import numpy as np
+from scipy.linalg import matrix_balance
 from scipy.optimize import brentq, minimize_scalar
 
 from dynverify.errors import NotDifferentiableError, OptimizerError
@@ -261,12 +262,12 @@ class _Form:
     q: np.ndarray | None = None  # Chebyshev coefficients on [−scale, scale]
 
 
-def _forms(opt: Optimizer, scales: list[float]) -> list[_Form | None]:
+def _forms(sv: _Solver, scales: list[float]) -> list[_Form | None]:
     """The form of J at each scale, from one batched linearization."""
     x = _cheb_nodes(_NFIT)
     per = np.concatenate([x, _FAR])
     lams = np.concatenate([s * per for s in scales])
-    Js = _J(opt, lams)
+    Js = sv.J(lams)
     m = Js.shape[-1]
     out: list[_Form | None] = []
     for i, s in enumerate(scales):
@@ -284,28 +285,55 @@ def _forms(opt: Optimizer, scales: list[float]) -> list[_Form | None]:
     return out
 
 
-def _natural_scale(opt: Optimizer) -> tuple[float, float]:
-    """(s₀, dmax): s₀ is the smallest power of 10 where max|J(±s₀) − J(0)| reaches
-    min(1, dmax/2), dmax the largest change seen over float λ up to 1e300 (found on a
-    grid of decades in two batched calls); s₀ = 1 when J does not depend on λ."""
-    def change(ks: np.ndarray, J0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _char_coefficients(J: np.ndarray) -> np.ndarray:
+    """(n, m + 1) coefficients of det(zI − J) per matrix (NaN rows stay NaN)."""
+    n, m = J.shape[0], J.shape[-1]
+    out = np.full((n, m + 1), np.nan)
+    ok = np.all(np.isfinite(J), axis=(1, 2))
+    if ok.any():
+        mu = np.linalg.eigvals(J[ok])
+        c = np.zeros((mu.shape[0], m + 1), dtype=complex)
+        c[:, 0] = 1.0
+        for i in range(m):  # multiply by (z − μᵢ)
+            c[:, 1:] = c[:, 1:] - mu[:, i, None] * c[:, :-1]
+        out[ok] = c.real
+    return out
+
+
+def _natural_scale(opt: Optimizer) -> tuple[float, float, np.ndarray | None]:
+    """(s₀, dmax, J): s₀ is the smallest power of 10 where the spectrum of J(±s₀) differs
+    from that of J(0) by min(1, dmax/2), dmax the largest change seen over float λ up to
+    1e300 (found on a grid of decades in two batched calls); s₀ = 1 when J does not
+    depend on λ.
+
+    The change is measured on the coefficients of the characteristic polynomial, which
+    a change of coordinates leaves alone: entries of J need not move at the scale of
+    its eigenvalues (Adam's (1 − β₁)λ entry reaches 1 at λ = 10, while with α/√ε = 1e-50
+    its eigenvalues move at λ ~ 1e51).
+    """
+    seen: dict[float, np.ndarray] = {}
+
+    def change(ks: np.ndarray, c0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         s = 10.0 ** ks
         J = _J(opt, np.concatenate([-0.9173 * s, 0.8791 * s, [0.0]]))
-        J0 = J[-1] if J0 is None else J0
-        d = np.max(np.abs(J[:-1] - J0), axis=(1, 2)).reshape(2, -1)
-        return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0), J0
+        for i, k in enumerate(ks.tolist()):
+            seen[k] = J[[i, ks.size + i]]
+        c = _char_coefficients(J)
+        c0 = c[-1] if c0 is None else c0
+        d = np.max(np.abs(c[:-1] - c0), axis=1).reshape(2, -1)
+        return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0), c0
 
     coarse = np.arange(-300.0, 301.0, 20.0)
-    dc, J0 = change(coarse, None)
+    dc, c0 = change(coarse, None)
     dmax = float(np.max(dc[np.isfinite(dc)], initial=0.0))
     if dmax == 0.0:
-        return 1.0, 0.0
+        return 1.0, 0.0, None
     target = min(1.0, 0.5 * dmax)
     i = int(np.argmax(dc >= target))
     fine = np.arange(coarse[max(i - 1, 0)], coarse[i] + 1.0, 1.0)
-    df, _ = change(fine, J0)
+    df, _ = change(fine, c0)
     j = int(np.argmax(df >= target))
-    return float(10.0 ** fine[j]), dmax
+    return float(10.0 ** fine[j]), dmax, seen[float(fine[j])]
 
 
 # -- persistent unit eigenvalues -----------------------------------------------------------
@@ -345,18 +373,56 @@ class _Solver:
 
     def __init__(self, opt: Optimizer) -> None:
         self.opt = opt
-        # differentiability is checked at generic λ (the map's own step; a kink or jump
-        # such as normalized SAM's shows at any λ ≠ 0)
-        probe = _linearize(opt, np.array([0.0, 0.3761, -1.2917, 2.9133]))
-        self.m = probe.J.shape[-1]
-        self.differences = probe.scheme
+        self.m = _flatten(lifted_state(opt, np.zeros((1, 1))), 1)[0].shape[1]
+        self.differences = "central"  # set by check_differentiable
         self.unit: list[complex] = []
         self.notes: list[str] = []
+        #: diagonal similarity D (powers of 2) applied to every sampled Jac G
+        self.D: np.ndarray | None = None
+
+    def check_differentiable(self, s0: float) -> None:
+        """Raise NotDifferentiableError unless the map has a derivative at generic λ of
+        the map's natural scale s₀ (a kink or jump such as normalized SAM's shows at any
+        λ ≠ 0). At λ far beyond s₀ a smooth map can be nonlinear below every step the
+        differences reach (RMSprop with ε = 1e-16 at λ = 1: the gradient λh must stay
+        below √ε), so the check is not made at a fixed λ."""
+        self.differences = _linearize(
+            self.opt, np.array([0.0, 0.3761, -1.2917, 2.9133]) * s0).scheme
+
+    def balance(self, s0: float, J: np.ndarray | None = None) -> None:
+        """Fix D so that D⁻¹ Jac G D is balanced at the natural scale s₀.
+
+        Jac G can be badly scaled: Adam with a = α/√ε = 1e6 has entries −aβ₁ ≈ 1e6 and
+        (1 − β₁)λ ≈ 1e-6 in one block whose eigenvalues are O(1). Every tolerance below
+        (fits relative to |J|, the rounding of the characteristic coefficients) would
+        then be set by the 1e6 entry and drown the O(1) structure. A constant diagonal
+        similarity changes no eigenvalue, and keeps J polynomial or rational in λ; with
+        powers of 2 it is exact.
+        """
+        if J is None:  # (given: Jac G at ±s₀ from the scale search)
+            J = _J(self.opt, np.array([0.8791, -0.9173, 0.3761]) * s0)
+        J = J[np.all(np.isfinite(J), axis=(1, 2))]
+        if J.shape[0] == 0 or self.m < 2:
+            return
+        A = np.sum(np.abs(J), axis=0)
+        try:
+            _, (d, _) = matrix_balance(A, permute=False, separate=True)
+        except (ValueError, np.linalg.LinAlgError):
+            return
+        if np.all(np.isfinite(d)) and np.all(d > 0) and np.any(d != 1.0):
+            self.D = d
+
+    def J(self, lams: np.ndarray) -> np.ndarray:
+        """Unchecked linearizations D⁻¹ Jac G D (NaN where unresolved)."""
+        J = _J(self.opt, lams)
+        if self.D is None:
+            return J
+        return J * (self.D[None, None, :] / self.D[None, :, None])
 
     # ρ₁ with the persistent unit eigenvalues left out (they have modulus exactly 1)
     def rho(self, lams: np.ndarray) -> np.ndarray:
         lam = np.atleast_1d(np.asarray(lams, dtype=float))
-        J = _J(self.opt, lam)
+        J = self.J(lam)
         if not self.unit:
             return _radius(J)
         out = np.full(lam.size, np.nan)
@@ -371,7 +437,7 @@ class _Solver:
         return v - 1.0 if math.isfinite(v) else math.inf
 
     def detect_unit(self, lams: np.ndarray) -> None:
-        J = _J(self.opt, lams)
+        J = self.J(lams)
         J = J[np.all(np.isfinite(J), axis=(1, 2))]
         if J.shape[0] < 2:
             return
@@ -420,7 +486,7 @@ class _Solver:
 
     def factor_samples(self, lams: np.ndarray, qvals: np.ndarray | None) -> np.ndarray:
         """The factors at λ, each times the power of q that makes it a polynomial."""
-        F = self.factors(_J(self.opt, lams))
+        F = self.factors(self.J(lams))
         if qvals is None:
             return F
         r = self.mr
@@ -554,7 +620,7 @@ def _stability_bound(sv: _Solver, degree: int, scales: list[float]) -> float | N
     todo = sorted(scales)
     done: list[float] = []
     while todo:
-        J = _J(sv.opt, np.concatenate([s * x for s in todo]))
+        J = sv.J(np.concatenate([s * x for s in todo]))
         if not np.all(np.isfinite(J)):
             raise FloatingPointError("non-finite linearization in the stability bound")
         eig = np.linalg.eigvals(J)
@@ -891,7 +957,8 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
 
 def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
     opt = sv.opt
-    s0, dmax = _natural_scale(opt)
+    s0, dmax, J_s0 = _natural_scale(opt)
+    sv.check_differentiable(s0)
     if 0.0 < dmax < 1e-6:  # Jac G moves by (almost) nothing over every float λ
         r0 = float(sv.rho(np.zeros(1))[0])
         region = Region([(-math.inf, math.inf)]) if r0 <= 1.0 else Region()
@@ -901,9 +968,11 @@ def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:
         return Derivation(region, "constant", False, (-_BIG, _BIG), None, sv.differences,
                           (*sv.notes, f"Jac G changes by at most {dmax:.3g} over every float "
                                       f"λ and ρ₁(0) = {r0!r}: the filter is not resolved"))
+    with np.errstate(all="ignore"):
+        sv.balance(s0, J_s0)
     scales = sorted({min(max(s0 * k, 1e-300), _BIG) for k in _LADDER})
     with np.errstate(all="ignore"):
-        forms = _forms(opt, scales)
+        forms = _forms(sv, scales)
     sv.detect_unit(np.array([-2.7, -0.6, 0.0, 0.3, 1.3, 3.1]) * s0)
     tols = {"xtol": 1e-15 * scales[0] if xtol is None else xtol,
             "rtol": max(rtol, 4 * np.finfo(float).eps), "maxiter": 500}
@@ -946,7 +1015,7 @@ def _derive_polynomial(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> D
     notes = list(sv.notes)
     reach = top  # the form of Jac G is verified on [−reach, reach]
     if L > top:  # the bound reaches beyond the ladder: check the form there too
-        far = _forms(sv.opt, [L])[0]
+        far = _forms(sv, [L])[0]
         if far is not None and far.kind == "poly" and far.degree <= degree:
             reach = L
         else:
@@ -988,7 +1057,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
         if f.kind == "poly":  # no pole near this scale: N is a polynomial here
             form = f
         else:  # refit with the common degree d
-            Y = _J(sv.opt, f.scale * x).reshape(x.size, -1)
+            Y = sv.J(f.scale * x).reshape(x.size, -1)
             q, _ = _rational_fit(Y, x, d)
             form = _Form("rational", d, f.scale, q)
         z, p = _candidates_at(sv, f.scale, form)
@@ -997,7 +1066,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
         prev = f.scale
     last = inner[-1]
     if last.kind == "poly" or last.degree != d:
-        Y = _J(sv.opt, S * x).reshape(x.size, -1)
+        Y = sv.J(S * x).reshape(x.size, -1)
         last = _Form("rational", d, S, _rational_fit(Y, x, d)[0])
     zo, po = _outer_candidates(sv, S, last)
     cands.append(zo[np.abs(zo) > S])
@@ -1010,7 +1079,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
 
     def refine(t0: float, w: float) -> float | None:
         sc = max(abs(t0) + w, inner[0].scale)
-        Y = _J(sv.opt, sc * x).reshape(x.size, -1)
+        Y = sv.J(sc * x).reshape(x.size, -1)
         q, _ = _rational_fit(Y, x, d)
         return _touch_refine(sv, _Form("rational", d, sc, q), t0, w)
 

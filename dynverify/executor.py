@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynverify.errors import DynverifyError
+from dynverify.reproducibility import fixed_constants
 
 
 class TaskError(DynverifyError):
@@ -349,32 +350,8 @@ class _Collector:
         return f"<counterexample {len(self.counterexamples) - 1}>"
 
 
-@contextmanager
-def seed_only_draws() -> Iterator[None]:
-    """Make Hypothesis' draws depend on the seed only, not on which modules are loaded.
-
-    Hypothesis (≥ 6.131) sometimes draws constants found in the source of every loaded
-    module outside site-packages, so the same seed drew different cases in a pytest
-    session (test modules loaded) and on a Dask worker. Inside this context that set of
-    local constants is empty (Hypothesis' built-in constants remain). It patches a private
-    function; if Hypothesis renames it, nothing is patched and runs stay valid, only less
-    reproducible across processes.
-    """
-    try:
-        from hypothesis.internal.conjecture import providers
-        empty = providers.Constants()
-        original = providers._get_local_constants
-        cache = providers.CONSTANTS_CACHE.cache
-    except (ImportError, AttributeError, TypeError):
-        yield
-        return
-    providers._get_local_constants = lambda: empty
-    cache.clear()
-    try:
-        yield
-    finally:
-        providers._get_local_constants = original
-        cache.clear()
+# the same seed draws the same cases in any process (pytest, CLI, Dask worker)
+seed_only_draws = fixed_constants
 
 
 def check_task(optimizer: str, claim: str, profile: str, seed: int | None,

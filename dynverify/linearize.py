@@ -78,7 +78,8 @@ def apply_step(opt: Optimizer, state: State, oracle: Any, step: int = 0) -> Stat
 
 #: the finite-difference step shrinks by this factor per level (Richardson ratio)
 LEVEL_RATIO = 10.0
-#: number of step levels tried at most (from h down to h·10⁻⁽ᴸᴱⱽᴱᴸˢ⁻¹⁾, never below 1e-13)
+#: number of step levels tried at most (from h down to h·10⁻⁽ᴸᴱⱽᴱᴸˢ⁻¹⁾, never below
+#: 1e-13·|z̄|)
 LEVELS = 9
 #: central differences at consecutive levels agree to this (relative to 1 + |J|)
 CONVERGENCE_TOL = 1e-8
@@ -136,6 +137,24 @@ def _domain_bounds(opt: Optimizer, shapes: list[tuple[int, ...]]) -> tuple[np.nd
     return lo, hi
 
 
+def _relative_change(Dj: np.ndarray, Dn: np.ndarray, est: np.ndarray,
+                     noise: np.ndarray) -> np.ndarray:
+    """max over entries of (|Dj − Dn| − noise)⁺ / (1 + min(row max, column max) of |est|),
+    per matrix; ``noise`` is the rounding of the outputs divided by the step per entry
+    (what no step can resolve: an accumulator's ∂a⁺/∂x = 0 is rounding of |a| ≈ 1).
+
+    Each entry is measured against the size of its own row or column, whichever is
+    smaller, not against the largest entry of J: a badly scaled J (Adam with α/√ε = 1e6
+    has entries αβ₁/√ε ≈ 1e6 and (1 − β₁)λ ≈ 1e-6 around an O(1) diagonal; at tiny α
+    the roles swap) would otherwise accept differences that have not resolved its O(1)
+    entries, which alone decide the eigenvalues. For a balanced J this is the usual
+    tolerance relative to |J|.
+    """
+    A = np.abs(est)
+    scale = 1.0 + np.minimum(A.max(axis=2)[:, :, None], A.max(axis=1)[:, None, :])
+    return np.max(np.maximum(np.abs(Dj - Dn) - noise, 0.0) / scale, axis=(1, 2))
+
+
 def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                           shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
                           check_differentiable: bool = True) -> Linearization:
@@ -162,9 +181,14 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         raise OptimizerError(f"optimizer {opt!r}: the lifted fixed point lies outside the "
                              "declared state_domains")
     h = np.broadcast_to(np.asarray(h, dtype=float), (n,))
-    base = h * np.maximum(1.0, np.max(np.abs(Z), axis=1))  # (n,)
-    hmax = float(np.max(h)) if n else FD_STEP
-    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(max(hmax, 1e-300) / 1e-13)))))
+    zmax = np.max(np.abs(Z), axis=1) if m else np.zeros(n)
+    base = h * np.maximum(1.0, zmax)  # (n,)
+    # rounding of G(z̄ ± h) bounds the step below by about 1e-13·|z̄|; at z̄ = 0 nothing
+    # does (but underflow): a map on λx²/2 at |λ| = 1e16 takes h = 1e-19 and still needs
+    # its levels (the gradient λh must get below RMSprop's √ε)
+    floor = np.maximum(1e-13 * zmax, 1e-280)
+    ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
+    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio)))))
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
     # direction per (base point, component): 0 central, +1 forward, −1 backward
     h0 = steps[:, :1]
@@ -184,6 +208,9 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     D = np.full((n, nlev, m, m), np.nan)  # D[k, j, i, c] = ∂G_i/∂z_c at level j
     fwd = np.full((n, nlev, m, m), np.nan)
     bwd = np.full((n, nlev, m, m), np.nan)
+    rnd = np.full((n, nlev, m), np.nan)  # rounding of each output / step
+    any_one_sided = bool(np.any(one_sided))
+    zero_base = not np.any(Z)
     G0 = np.full((n, m), np.nan)
 
     def evaluate(idx: np.ndarray, levels: list[int], with_centre: bool) -> None:
@@ -196,14 +223,24 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
             P = np.concatenate([P, np.zeros((k, 1, m))], axis=1)
         per = P.shape[1]
         P = Z[idx][:, None, :] + P
+        # the steps actually taken: z̄ + h is rounded (|z̄| = 3, h = 3e-9 loses 1e-7 of h),
+        # and dividing by the nominal h would put that error into every quotient
+        if zero_base:  # 0 ± h is exact
+            sA = sB = np.broadcast_to(hs[:, :, None], (k, L, m))
+        else:
+            diag = np.arange(m)
+            zc = Z[idx][:, None, :]
+            sA = P[:, :L * m].reshape(k, L, m, m)[:, :, diag, diag] - zc  # (k, L, m)
+            sB = zc - P[:, L * m:2 * L * m].reshape(k, L, m, m)[:, :, diag, diag]
         rows = np.repeat(idx, per)
         flat = P.reshape(-1, m)
         with np.errstate(all="ignore"):
             new = apply_step(opt, _unflatten(flat, shapes), oracle_for(rows))
-            _differences(new, idx, levels, L, k, per, hs, with_centre)
+            _differences(new, idx, levels, L, k, per, hs, with_centre, sA, sB)
 
     def _differences(new: State, idx: np.ndarray, levels: list[int], L: int, k: int,
-                     per: int, hs: np.ndarray, with_centre: bool) -> None:
+                     per: int, hs: np.ndarray, with_centre: bool, sA: np.ndarray,
+                     sB: np.ndarray) -> None:
         G = _flatten(new, k * per)[0].reshape(k, per, m)
         if with_centre:
             G0[idx] = G[:, -1]
@@ -213,15 +250,23 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         s = hs[:, :, None, None]
         d = sign[idx][:, None, :, None]
         os_ = one_sided[idx][:, None, :, None]
-        cen = (GA - GB) / (2 * s)
+        # a step below the rounding of z̄ is not taken at all: nominal step (as before)
+        a_ = np.where(sA > 0, sA, hs[:, :, None])[:, :, :, None]
+        b_ = np.where(sB > 0, sB, hs[:, :, None])[:, :, :, None]
+        cen = (GA - GB) / (a_ + b_)
         one = d * (-3 * g0 + 4 * GA - GB) / (2 * s)
         Dk = np.where(os_, one, cen).transpose(0, 1, 3, 2)
         D[idx[:, None], np.array(levels)[None, :]] = Dk
-        f = ((GA - g0) / s).transpose(0, 1, 3, 2)
-        b = ((g0 - GB) / s).transpose(0, 1, 3, 2)
+        f = (np.where(os_, (GA - g0) / s, (GA - g0) / a_) if any_one_sided
+             else (GA - g0) / a_).transpose(0, 1, 3, 2)
+        b = ((g0 - GB) / b_).transpose(0, 1, 3, 2)
         # one-sided components have no backward slope: compare nothing there
         b = np.where(os_.transpose(0, 1, 3, 2), f, b)
         fwd[idx[:, None], np.array(levels)[None, :]] = f
+        # rounding of output i over the step (the same for every column, up to the step)
+        r = (np.max(np.abs(GA) + np.abs(GB), axis=2) + np.abs(g0[:, :, 0])) * (
+            np.finfo(float).eps / hs[:, :, None])
+        rnd[idx[:, None], np.array(levels)[None, :]] = r
         bwd[idx[:, None], np.array(levels)[None, :]] = b
 
     J = np.full((n, m, m), np.nan)
@@ -242,7 +287,9 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                 size = 1.0 + np.max(np.abs(est), axis=(1, 2))
                 diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
                 kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
-                ok = (diff <= CONVERGENCE_TOL * size) & (kink <= KINK_TOL * size)
+                noise = 8.0 * np.maximum(rnd[todo, j], rnd[todo, j + 1])[:, :, None]
+                ok = (_relative_change(Dj, Dn, est, noise) <= CONVERGENCE_TOL) & (
+                    kink <= KINK_TOL * size)
                 ok &= np.all(np.isfinite(est), axis=(1, 2))
                 better = ~ok & np.isfinite(diff) & (diff < err[todo])
                 J[todo[better]] = est[better]

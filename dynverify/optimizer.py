@@ -43,13 +43,19 @@ class Optimizer:
         position: ``position(state) -> X``; defaults to ``state[0]``.
         hessian_in_map: True when the map evaluates ∇²f (then G is C¹ only for f ∈ C³).
         outside_hypotheses: why the theorem does not apply (e.g. the map is not C¹ at
-            critical points), or None.
+            critical points), or None. The exemption is checked, not trusted: dynverify
+            tests differentiability of the map at fixed points itself.
         state_domains: where each state component may live, or None (everywhere). One
             entry per element of the state tuple: None (no constraint) or an interval
             ``(lo, hi)`` applied elementwise, e.g. ``(None, None, NONNEGATIVE)`` for a
             state (x, m, v) whose second-moment buffer v must stay ≥ 0. Finite
             differences never leave a domain: at a state on (or within two steps of) a
             bound they are one-sided, and the linearization records which were used.
+        fixed_points_critical: True when the fixed points of ``step`` are exactly the
+            critical points of f (gradient descent, heavy ball, Nesterov). Then a run that
+            converges to a point with ∇f ≠ 0 is a counterexample. False (the safe default)
+            for maps with other fixed points, e.g. SAM-type maps where the *perturbed*
+            point is critical.
 
     Example:
         >>> import numpy as np
@@ -69,6 +75,7 @@ class Optimizer:
     hessian_in_map: bool = False
     outside_hypotheses: str | None = None
     state_domains: tuple[Domain | None, ...] | None = None
+    fixed_points_critical: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -49,7 +49,7 @@ def gradient_descent(lr: float) -> Optimizer:
         return (x - a * f.grad(x),)
 
     return Optimizer(name="gradient_descent", hyperparameters={"lr": a}, init=_single,
-                     step=step, region=interval_filter(0.0, 2.0 / a))
+                     step=step, region=interval_filter(0.0, 2.0 / a), fixed_points_critical=True)
 
 
 def heavy_ball(lr: float, momentum: float) -> Optimizer:
@@ -66,7 +66,8 @@ def heavy_ball(lr: float, momentum: float) -> Optimizer:
 
     return Optimizer(name="heavy_ball", hyperparameters={"lr": a, "momentum": b},
                      init=_with_previous, step=step,
-                     region=interval_filter(0.0, 2.0 * (1.0 + b) / a))
+                     region=interval_filter(0.0, 2.0 * (1.0 + b) / a),
+                     fixed_points_critical=True)
 
 
 def nesterov(lr: float, momentum: float) -> Optimizer:
@@ -84,7 +85,8 @@ def nesterov(lr: float, momentum: float) -> Optimizer:
 
     return Optimizer(name="nesterov", hyperparameters={"lr": a, "momentum": b},
                      init=_with_previous, step=step,
-                     region=interval_filter(0.0, 2.0 * (1.0 + b) / (1.0 + 2.0 * b) / a))
+                     region=interval_filter(0.0, 2.0 * (1.0 + b) / (1.0 + 2.0 * b) / a),
+                     fixed_points_critical=True)
 
 
 def _unit_root(k: float, power: int) -> float:
@@ -191,7 +193,9 @@ def usam(lr: float, rho: float) -> Optimizer:
         return (x - a * f.grad(x + r * f.grad(x)),)
 
     return Optimizer(name="usam", hyperparameters={"lr": a, "rho": r}, init=_single,
-                     step=step, region=usam_filter(a, r, 1))
+                     step=step, region=usam_filter(a, r, 1),
+                     # x is fixed when x + ρ∇f(x) is critical: other fixed points unless ρ = 0
+                     fixed_points_critical=r == 0.0)
 
 
 def two_step_usam(lr: float, rho: float) -> Optimizer:
@@ -209,7 +213,7 @@ def two_step_usam(lr: float, rho: float) -> Optimizer:
         return (x - a * f.grad(y2),)
 
     return Optimizer(name="two_step_usam", hyperparameters={"lr": a, "rho": r}, init=_single,
-                     step=step, region=usam_filter(a, r, 2))
+                     step=step, region=usam_filter(a, r, 2), fixed_points_critical=r == 0.0)
 
 
 def hessian_usam(lr: float, rho: float) -> Optimizer:
@@ -227,7 +231,8 @@ def hessian_usam(lr: float, rho: float) -> Optimizer:
 
     region = hessian_usam_filter(a, r)
     return Optimizer(name="hessian_usam", hyperparameters={"lr": a, "rho": r}, init=_single,
-                     step=step, region=region, hessian_in_map=True)
+                     step=step, region=region, hessian_in_map=True,
+                     fixed_points_critical=r == 0.0)
 
 
 def penalty_sam(lr: float, rho: float) -> Optimizer:
@@ -243,7 +248,9 @@ def penalty_sam(lr: float, rho: float) -> Optimizer:
         return (x - a * (g + r * f.hvp(x, g)),)
 
     return Optimizer(name="penalty_sam", hyperparameters={"lr": a, "rho": r}, init=_single,
-                     step=step, region=usam_filter(a, r, 1), hessian_in_map=True)
+                     step=step, region=usam_filter(a, r, 1), hessian_in_map=True,
+                     # fixed when (I + ρ∇²f)∇f = 0: non-critical where ∇²f has eigenvalue −1/ρ
+                     fixed_points_critical=r == 0.0)
 
 
 SAM_NOT_C1 = (
@@ -255,8 +262,9 @@ SAM_NOT_C1 = (
 def sam(lr: float, rho: float) -> Optimizer:
     """Normalized SAM x⁺ = x − α∇f(x + ρ∇f(x)/‖∇f(x)‖), norms taken per row.
 
-    No filter: the perturbation direction is discontinuous at critical points, so the
-    map is not C¹ there (``region`` is None and ``outside_hypotheses`` says why). Where
+    No filter for ρ > 0: the perturbation direction is discontinuous at critical points,
+    so the map is not C¹ there (``region`` is None and ``outside_hypotheses`` says why).
+    At ρ = 0 the map is gradient descent and declares its filter. Where
     ∇f(x) = 0 the perturbation is taken to be 0, so critical points are fixed points.
     """
     a, r = _lr(lr), _rho(rho)
@@ -269,6 +277,10 @@ def sam(lr: float, rho: float) -> Optimizer:
             e = np.where(norm > 0, g / norm, 0.0)
         return (x - a * f.grad(x + r * e),)
 
+    if r == 0.0:  # plain gradient descent: C¹, with gradient descent's filter
+        return Optimizer(name="sam", hyperparameters={"lr": a, "rho": r}, init=_single,
+                         step=step, region=interval_filter(0.0, 2.0 / a),
+                         fixed_points_critical=True)
     return Optimizer(name="sam", hyperparameters={"lr": a, "rho": r}, init=_single,
                      step=step, region=None, outside_hypotheses=SAM_NOT_C1)
 

@@ -137,6 +137,14 @@ class RunWriter:
         self.close()
 
 
+def _first_limit(ev: dict[str, Any]) -> dict[str, Any] | None:
+    """The first failing limit of a claim-4 style counterexample (x, eigenvalues, …)."""
+    for key in ("noncritical_limits", "failing_limits"):
+        if ev.get(key):
+            return {k: v for k, v in ev[key][0].items() if k != "fact"}
+    return None
+
+
 def render_markdown(rec: dict[str, Any]) -> str:
     """A counterexample record as Markdown for people."""
     v = rec.get("verdict", {})
@@ -146,10 +154,14 @@ def render_markdown(rec: dict[str, Any]) -> str:
     lines = [
         f"# Counterexample: `{rec.get('claim')}` for `{opt.get('name')}({hp})`",
         "",
+        f"**{ev.get('key_fact') or v.get('reason')}**",
+        "",
         f"**Verdict:** {v.get('outcome')} — {v.get('reason')}",
         "",
         "| | |", "|---|---|",
         f"| optimizer | `{opt.get('name')}({hp})` (source: {opt.get('source')}) |",
+        *([f"| failing limit | `{json.dumps(_first_limit(ev), ensure_ascii=False)}` |"]
+          if _first_limit(ev) else []),
         f"| filter | {ev.get('region_str', '—')} |",
         *([f"| filter derived from the update | {ev['derived_region']} |"]
           if "derived_region" in ev else []),

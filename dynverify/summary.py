@@ -54,6 +54,7 @@ COLUMNS: list[Column] = [
     Column("inconclusive", lambda r: r.counts.get("inconclusive", 0)),
     Column("decided", _decided),
     Column("closest |r-1|", _closest),
+    Column("status", lambda r: r.status.value),
 ]
 
 #: tabulate formats that are Markdown tables (a literal "|" in a cell must be escaped)
@@ -115,7 +116,8 @@ def reason_lines(results: Iterable[Any], top: int = 3) -> list[str]:
 
 
 def finding_lines(results: Iterable[Any]) -> list[str]:
-    """Errors and counterexamples, each with its reason and how to replay it."""
+    """Errors, counterexamples (key fact, reason, how to replay) and why a claim is not
+    verified."""
     lines = []
     for r in results:
         if r.error:
@@ -123,12 +125,15 @@ def finding_lines(results: Iterable[Any]) -> list[str]:
         if r.counterexample or r.counterexample_path:
             v = r.counterexample.get("verdict", {}) if isinstance(r.counterexample, dict) else {}
             why = v.get("reason", "see the record")
-            err = v.get("evidence", {}).get("error") if isinstance(v.get("evidence"), dict) \
-                else None
-            if err:  # a broken optimizer: say what broke
-                why += f": {err}"
-            lines.append(f"counterexample {r.optimizer}/{r.claim}: {why}")
+            ev = v.get("evidence", {}) if isinstance(v.get("evidence"), dict) else {}
+            # the one fact that makes it a counterexample first (a broken optimizer: what
+            # broke), then the reason
+            fact = ev.get("key_fact") or (f"{why}: {ev['error']}" if ev.get("error") else why)
+            lines.append(f"counterexample {r.optimizer}/{r.claim}: {fact}"
+                         + (f" ({why})" if why not in fact else ""))
             lines.append(f"    {replay_hint(r)}")
+        elif not r.error and not r.ok:
+            lines.append(f"not verified {r.optimizer}/{r.claim}: {r.why_not_verified()}")
     return lines
 
 

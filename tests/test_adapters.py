@@ -89,7 +89,9 @@ def test_claims_hold_on_adapters(name):
     reg = resolve(f"framework_optimizers:{name}")
     for claim in CLAIMS:
         res = run_claim(reg, claim, hypothesis_settings=FEW)
-        assert res.ok, (claim, res.error, res.counterexample and res.counterexample["verdict"])
+        # FEW draws 4 cases: too few to be "verified", so the check is that none fails
+        assert res.counterexample is None and res.error is None, (
+            claim, res.error, res.counterexample and res.counterexample["verdict"])
         # a registration without metamorphic relations (optax_adam: not rotation-invariant,
         # no exact scaling) has none to check
         assert res.counts["pass"] >= 1 or claim == "convergence_filters" or (

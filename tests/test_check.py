@@ -40,7 +40,12 @@ def test_wrong_plugins_are_caught_with_a_replayable_minimal_counterexample(targe
     assert json.loads(Path(path).read_text(encoding="utf-8"))["claim"] == claim
     again = replay(path)
     assert again.reproduces and again.verdict.reason == reason
-    assert f"counterexample {cr.optimizer}/{claim}: {reason}" in str(res)
+    # the summary line leads with the key fact, then gives the reason
+    (line,) = [ln for ln in str(res).splitlines()
+               if ln.startswith(f"counterexample {cr.optimizer}/{claim}: ")]
+    key_fact = cr.counterexample["verdict"]["evidence"]["key_fact"]
+    assert line.startswith(f"counterexample {cr.optimizer}/{claim}: {key_fact}")
+    assert reason in str(res)
     assert f"dynverify replay {path}" in str(res)
 
 
@@ -61,8 +66,16 @@ def test_a_nan_returning_optimizer_is_named_as_such(tmp_path):
 
 
 def test_sam_is_reported_outside_the_hypotheses():
-    res = check_optimizer("sam", claims=["filter_agrees", "stable_converges"], profile="ci")
-    assert res.ok
+    from hypothesis import strategies as st
+
+    from dynverify.check import ClaimStatus
+
+    # ρ > 0 (at ρ = 0 normalized SAM is gradient descent and declares its filter)
+    hp = st.fixed_dictionaries({"lr": st.floats(0.01, 1.0), "rho": st.floats(0.01, 2.0)})
+    res = check_optimizer("sam", claims=["filter_agrees", "stable_converges",
+                                         "convergence_filters"], profile="ci",
+                          hyperparameters=hp)
+    assert res.ok and res.status is ClaimStatus.OUTSIDE_HYPOTHESES
     for cr in res.results:
         assert cr.counts["inconclusive"] > 0 and cr.counts["pass"] == 0
         assert set(cr.reasons) == {"outside-hypotheses"}

@@ -34,6 +34,8 @@ def test_rmsprop_transients_near_an_unstable_point_are_not_convergence():
     v = unstable_no_convergence(rms_case())
     assert math.isclose(v.evidence["spectral_radius"], abs(1 - 2.0 * LAM / 1.0), rel_tol=1e-6)
     assert v.outcome is not Outcome.COUNTEREXAMPLE, v
+    # decided by continuing the runs, not by the luck of the perturbed restarts
+    assert v.reason != "convergence-not-robust"
     kinds = [c["kind"] for c in v.evidence["confirmation"]]
     assert kinds and set(kinds) == {"transient"}
     # the suspected runs did come within 1e-10 of x̄, and later were farther than target_tol
@@ -69,8 +71,7 @@ def test_confirmation_keeps_a_real_convergence_to_an_unstable_point():
     assert math.isclose(v.evidence["spectral_radius"], 1.5, rel_tol=1e-6)
     assert v.outcome is Outcome.COUNTEREXAMPLE, v
     assert v.reason.startswith("8 of 8 runs converged")
-    assert all(c["kind"] == "confirmed" and c["restarts_staying"] == c["restarts"]
-               for c in v.evidence["confirmation"])
+    assert all(c["kind"] == "stays" for c in v.evidence["confirmation"])
 
 
 def test_convergence_unconfirmable_within_max_steps_is_inconclusive():

@@ -157,11 +157,11 @@ def test_every_markdown_table_parses_with_its_cell_counts(capsys, wrong_run, fmt
     status, out, _ = run(capsys, "report", str(run_dir), "--format", fmt)
     tables = markdown_tables(out)
     assert len(tables) == 3  # summary, spectra, counterexamples
-    expected_widths = [8, 5, 7]  # the summary: 8 columns (with "decided")
+    expected_widths = [9, 5, 7]  # the summary: 9 columns ("decided", then "status" last)
     for rows, width in zip(tables, expected_widths, strict=True):
         assert len(rows) >= 2
         assert all(len(r) == width for r in rows), rows
-    assert tables[0][0][-1] == "closest |r-1|"
+    assert tables[0][0][-2:] == ["closest |r-1|", "status"]
     assert len(tables[0]) == 1 + 4
     status, out, _ = run(capsys, "regions", "usam", "sam", "--format", fmt)
     (rows,) = markdown_tables(out)
@@ -181,7 +181,7 @@ def test_check_markdown_output_parses(capsys, tmp_path):
     status, out, _ = run(capsys, "check", "sam", "--claim", "filter_agrees", "--profile",
                          "dev", "--reports", str(tmp_path), "--quiet", "--format", "markdown")
     (rows,) = markdown_tables(out)
-    assert [len(r) for r in rows] == [8, 8]
+    assert [len(r) for r in rows] == [9, 9]  # 9 summary columns
     assert rows[1][:2] == ["sam", "filter_agrees"]
 
 
@@ -244,17 +244,18 @@ def test_regions_parameter_errors(capsys, argv, message):
 # -- §9: reasons on screen, collapsed warnings ---------------------------------------------
 
 def test_all_inconclusive_says_why_and_exits_nonzero(capsys, tmp_path):
-    status, out, _ = run(capsys, "check", "sam", "--claim", "filter_agrees", "--claim",
-                         "stable_converges", "--profile", "dev", "--reports",
-                         str(tmp_path / "r"), "--quiet")
+    # x − α∇f − 10⁻³α·sign(∇f): not differentiable at critical points, no exemption
+    status, out, _ = run(capsys, "check", "wrong_optimizers:sign_term", "--claim",
+                         "filter_agrees", "--claim", "stable_converges", "--profile", "dev",
+                         "--reports", str(tmp_path / "r"), "--quiet")
     assert status == EXIT_NOTHING_VERIFIED
-    assert "sam/filter_agrees: outside-hypotheses (20)" in out
-    assert "sam/stable_converges: outside-hypotheses (20)" in out
-    assert "nothing was verified" in out
+    assert "sign_term/filter_agrees: not-differentiable (20)" in out
+    assert "sign_term/stable_converges: not-differentiable (20)" in out
+    assert "not verified sign_term/filter_agrees: 0 of 20 applicable cases decided" in out
     (run_dir,) = (tmp_path / "r").iterdir()
     status, rout, _ = run(capsys, "report", str(run_dir))
     assert status == EXIT_NOTHING_VERIFIED
-    assert "sam/filter_agrees: outside-hypotheses (20)" in rout
+    assert "sign_term/filter_agrees: not-differentiable (20)" in rout
 
 
 def test_repeated_warnings_are_one_line_and_numpy_warnings_never_raw(capsys, tmp_path):

@@ -137,3 +137,14 @@ def test_spectral_reduction_fails_for_a_preconditioner():
     assert dv.spectral_radius(opt, f, np.zeros(2)) == pytest.approx(1.0, abs=1e-9)
     assert np.max(dv.filter_function(opt)(np.array([10.0, 10.0]))) == pytest.approx(0.0,
                                                                                       abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_jacobian_away_from_the_origin_uses_the_steps_actually_taken(name):
+    # x̄ ≈ 2.8: x̄ + h is rounded by ~1e-16·x̄, which at the small steps these maps need
+    # (ε inside the square root) was ~1e-6 of h and showed up as 1e-6 of J ≈ 6000
+    H = np.array([[5.91458241, -1.67984185], [-1.67984185, 8.08541759]])
+    x_bar = np.array([1.67682508, 2.75779071])
+    want = closed_form_jacobian(name, H)
+    J = dv.jacobian(build(name), Quadratic(H, x_bar), x_bar)
+    np.testing.assert_allclose(J, want, rtol=0, atol=1e-8 * (1 + np.max(np.abs(want))))

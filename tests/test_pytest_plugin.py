@@ -44,7 +44,7 @@ def summary_rows(stdout: str) -> dict[tuple[str, str], list[int]]:
     rows = {}
     for ln in table[2:]:
         parts = ln.split()
-        if len(parts) != 8 or parts[1] not in CLAIMS:  # 8 columns, one token each
+        if len(parts) < 9 or parts[1] not in CLAIMS:  # ... decided, closest, status (1–2 words)
             break
         rows[(parts[0], parts[1])] = [int(v) for v in parts[2:6]]
     return rows

@@ -147,8 +147,9 @@ def test_assert_verified_failure_is_readable_and_replays_from_anywhere(project, 
     assert header.split()[:3] == ["optimizer", "claim", "cases"]
     row = next(ln for ln in lines if ln.startswith("claimed_gd"))
     assert row.split()[1] == "filter_agrees" and row.split()[4] == "1"
-    assert ("counterexample claimed_gd/filter_agrees: declared filter differs from the "
-            "derived filter") in text
+    # the key fact first (a witness eigenvalue), then the reason
+    assert "counterexample claimed_gd/filter_agrees: λ = " in text
+    assert "declared filter differs from the derived filter" in text
     # records were written by default into the project's reports/runs
     m = re.search(r"dynverify replay (\S+\.json)", text)
     assert m, text

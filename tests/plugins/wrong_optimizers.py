@@ -79,3 +79,46 @@ def undeclared_gd(lr: float) -> Optimizer:
     """Correct gradient descent without a declared filter: verified against derive_region."""
     return Optimizer(name="undeclared_gd", hyperparameters={"lr": lr}, init=lambda X: (X,),
                      step=_gd_step(lr))
+
+
+# -- issue 10: wrong optimizers that used to hide behind an exemption, inconclusive cases
+# -- or a non-critical fixed point
+
+@register_optimizer(name="false_exemption", hyperparameters=LR)
+def false_exemption(lr: float) -> Optimizer:
+    """Gradient descent declaring [0, 3/α] and a false ``outside_hypotheses`` exemption
+    (its map x − α∇f(x) is C¹ everywhere)."""
+    return Optimizer(name="false_exemption", hyperparameters={"lr": lr}, init=lambda X: (X,),
+                     step=_gd_step(lr), region=Region([(0.0, 3.0 / lr)]),
+                     outside_hypotheses="claimed (falsely) not to be C¹")
+
+
+@register_optimizer(name="sign_term", hyperparameters=LR)
+def sign_term(lr: float) -> Optimizer:
+    """x⁺ = x − α∇f(x) − 10⁻³·α·sign(∇f(x)) declaring [0, 3/α] (and no exemption)."""
+    def step(state, f):  # type: ignore[no-untyped-def]
+        (x,) = state
+        g = f.grad(x)
+        return (x - lr * g - 1e-3 * lr * np.sign(g),)
+
+    return Optimizer(name="sign_term", hyperparameters={"lr": lr}, init=lambda X: (X,),
+                     step=step, region=Region([(0.0, 3.0 / lr)]))
+
+
+@register_optimizer(name="mistyped_clipping", hyperparameters=LR)
+def mistyped_clipping(lr: float) -> Optimizer:
+    """Soft clipping g/(1 + |g|²/4) mistyped as g·(1 − |g|²/4): x⁺ = x − α g (1 − |g|²/4).
+
+    Declares gradient descent's filter [0, 2/α] (right: at a critical point the map
+    linearizes to gradient descent) and that its fixed points are the critical points of
+    f (wrong: every x with |∇f(x)| = 2 is fixed).
+    """
+    def step(state, f):  # type: ignore[no-untyped-def]
+        (x,) = state
+        g = f.grad(x)
+        n2 = np.sum(g * g, axis=1, keepdims=True)
+        return (x - lr * g * (1.0 - n2 / 4.0),)
+
+    return Optimizer(name="mistyped_clipping", hyperparameters={"lr": lr},
+                     init=lambda X: (X,), step=step, region=Region([(0.0, 2.0 / lr)]),
+                     fixed_points_critical=True)

@@ -1,0 +1,95 @@
+"""derive_region at extreme hyperparameters: filters whose features sit at tiny or huge λ.
+
+Closed forms, worked out by hand at the critical point (g = m = v = 0):
+
+- gradient descent: Jac G = 1 − αλ, filter 0 ≤ λ ≤ 2/α.
+- RMSprop (ε inside the root): Jac G = diag(1 − αλ/√ε, β₂), filter 0 ≤ λ ≤ 2√ε/α.
+- Adam (ε inside the root): with a = α/√ε, κ = (1 − β₁)λ the (x, m) block is
+  [[1 − aκ, −aβ₁], [κ, β₁]] (det β₁, trace 1 + β₁ − aκ), and Jury's test gives
+  0 ≤ aκ ≤ 2(1 + β₁), i.e. 0 ≤ λ ≤ 2(1 + β₁)√ε/((1 − β₁)α).
+
+Adam's Jacobian is badly scaled there (entries aβ₁ and κ far apart around an O(1)
+diagonal), which once put a wrong, too-small stability bound at lr = 108 and returned
+[−8e-23, ∞) for [0, 3.519e-05]. Only hyperparameters whose filter lies in the normal
+float range (and whose λ-scale does not overflow products of Jacobian entries) are used.
+"""
+
+import math
+import warnings
+
+import pytest
+
+import dynverify as dv
+from dynverify.optimizers import adam, gradient_descent, rmsprop
+
+
+def gd_top(lr):
+    return 2.0 / lr
+
+
+def rmsprop_top(lr, eps):
+    return 2.0 * math.sqrt(eps) / lr
+
+
+def adam_top(lr, eps, beta1=0.9):
+    return 2.0 * (1.0 + beta1) * math.sqrt(eps) / ((1.0 - beta1) * lr)
+
+
+def assert_filter(opt, top):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dv.DerivationWarning)  # must be certified
+        region = dv.derive_region(opt)
+    ivs = region.intervals
+    assert len(ivs) == 1, f"{opt!r}: {region} for [0, {top:.6g}]"
+    lo, hi = ivs[0]
+    assert abs(lo) <= 1e-9 * top, f"{opt!r}: {region} for [0, {top:.6g}]"
+    assert hi == pytest.approx(top, rel=1e-9), f"{opt!r}: {region} for [0, {top:.6g}]"
+
+
+def test_adam_reported_cases():
+    for lr in (1e-3, 0.1, 1.0, 108.0, 1e6):
+        assert_filter(adam(lr=lr), adam_top(lr, 1e-8))
+
+
+def in_range(top):
+    return 1e-290 <= top <= 1e140
+
+
+LRS = [10.0 ** k for k in range(-140, 301, 20)] + [108.0, 3.7e5, 2.5e-7]
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1.0, 1e30])
+def test_adam_full_lr_range(eps):
+    cases = [lr for lr in LRS if in_range(adam_top(lr, eps))]
+    assert len(cases) >= 12
+    for lr in cases:
+        assert_filter(adam(lr=lr, eps=eps), adam_top(lr, eps))
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1.0, 1e30])
+def test_rmsprop_full_lr_range(eps):
+    cases = [lr for lr in LRS if in_range(rmsprop_top(lr, eps))]
+    assert len(cases) >= 12
+    for lr in cases:
+        assert_filter(rmsprop(lr=lr, eps=eps), rmsprop_top(lr, eps))
+
+
+def test_tiny_eps_at_ordinary_and_huge_lr():
+    # RMSprop's map is nonlinear at |g| ~ √(ε/(1 − β₂)): at ε = 1e-16 a check of
+    # differentiability at λ = O(1) (gradient λh = 1e-3) once called it a kink
+    # (below lr ≈ 100 at ε = 1e-30 the derivation is not certified, and says so)
+    for eps, lrs in ((1e-16, (1e-3, 1.0, 108.0, 1e10, 1e100, 1e250)),
+                     (1e-30, (108.0, 1e10, 1e100, 1e250))):
+        for lr in lrs:
+            for opt, top in ((adam(lr=lr, eps=eps), adam_top(lr, eps)),
+                             (rmsprop(lr=lr, eps=eps), rmsprop_top(lr, eps))):
+                if in_range(top):
+                    assert_filter(opt, top)
+
+
+def test_gradient_descent_full_lr_range():
+    for k in range(-300, 301, 25):
+        lr = 10.0 ** k
+        assert_filter(gradient_descent(lr=lr), gd_top(lr))
+    for lr in (108.0, 1e6, 3e250):  # filter [0, 2/α] tiny
+        assert_filter(gradient_descent(lr=lr), gd_top(lr))
