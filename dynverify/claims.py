@@ -530,7 +530,7 @@ def _excited_radius(case: Case) -> float:
     excited = np.max(C, axis=1) > 1e-6 * max(float(np.max(C)), 1e-300)
     return float(np.max(np.abs(w[excited]))) if excited.any() else 0.0
 def _robustly_converges(case: Case, rows: np.ndarray, radius: float, settings: Settings,
-                        budget: int, escape: float) -> bool:
+                        budget: int, escape: float, r: float) -> bool:
     """Do most starts moved by 10 % of the ball radius from the converging ones converge?
 
     The stable manifold of an unstable x̄ has measure zero, but a start can lie within
@@ -545,8 +545,15 @@ def _robustly_converges(case: Case, rows: np.ndarray, radius: float, settings: S
     starts = np.repeat(X, 4, axis=0) + 0.1 * radius * U
     res = run(case.optimizer, case.function, starts, target=case.x_star, tol=settings.tol,
               target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
+    # a restart counts only if it stays at x̄ for its escape time too (:func:`_stays`)
+    hit = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
+    ok = np.zeros(len(res), dtype=bool)
+    if hit.size:
+        stayed, capped, _, _ = _stays(case, settings, r, starts[hit], res.steps[hit],
+                                      res.distance[hit])
+        ok[hit] = stayed & ~capped
     # an attractor takes (almost) all of them, a measure-zero coincidence (almost) none
-    return bool(np.mean(res.status == Status.CONVERGED_TARGET) >= 0.5)
+    return bool(np.mean(ok) >= 0.5)
 
 
 def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
@@ -570,10 +577,18 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         res = run(local.optimizer, local.function, local.X0, target=case.x_star, tol=settings.tol,
                   target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
         ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
-        n_target = int(np.sum(res.status == Status.CONVERGED_TARGET))
-        if n_target and not _robustly_converges(
-                local, res.status == Status.CONVERGED_TARGET, radius, settings, budget,
-                escape):
+        rows = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
+        kinds: list[str] = []
+        if rows.size:
+            # a run near an unstable x̄ can look converged (its steps below tol while a
+            # stable mode decays): it counts only if it stays there for its escape time
+            kinds, details = _confirm_convergence(local, settings, r, res, rows)
+            ev["confirmation"] = details
+        staying = np.zeros(len(res), dtype=bool)
+        staying[rows[[k == "stays" for k in kinds]]] = True
+        n_target = int(staying.sum())
+        if n_target and not _robustly_converges(local, staying, radius, settings, budget,
+                                                escape, r):
             ev["unconfirmed_convergence"] = n_target
             return _verdict(name, Outcome.INCONCLUSIVE, "convergence-not-robust", settings,
                             **ev)
@@ -582,6 +597,9 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
                             f"{n_target} of {len(res)} runs converged to an unstable x̄",
                             settings, key_fact=f"{n_target} of {len(res)} runs converged to "
                             f"x̄ although r = {r:.6g} > 1 (predicted: none converges)", **ev)
+        if "unconfirmed" in kinds:
+            return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted: convergence to x̄ "
+                            "not confirmable within max_steps", settings, **ev)
         bad = _noncritical_fixed_points(local.optimizer, local.function,
                                         res.x[res.status == Status.CONVERGED_ELSEWHERE],
                                         settings)
@@ -595,6 +613,74 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         return _verdict(name, Outcome.PASS, "no run converged to x̄", settings, **ev)
 
     return _guard(name, settings, body)
+
+
+def _stay_distance(opt: Optimizer, f: TestFunction, X0: np.ndarray, x_star: np.ndarray,
+                   start: np.ndarray, end: np.ndarray, leave: float) -> np.ndarray:
+    """max ‖xₜ − x̄‖ over start ≤ t ≤ end of the runs from init(X0) (one row each).
+
+    The runs are replayed from their initial points, so that a run is continued from
+    its full lifted state at step ``start`` (the engine reports only x). Stops early
+    once every row has been farther than ``leave``.
+    """
+    z = lifted_state(opt, X0)
+    worst = np.zeros(X0.shape[0])
+    with np.errstate(all="ignore"):
+        for t in range(1, int(end.max()) + 1):
+            z = apply_step(opt, z, f, t)
+            x = np.asarray(opt.position(z))
+            dist = np.sqrt(np.sum((x - x_star) ** 2, axis=1))
+            dist = np.where(np.isfinite(dist), dist, np.inf)
+            live = (t >= start) & (t <= end)
+            worst = np.where(live, np.maximum(worst, dist), worst)
+            if np.all(worst > leave):
+                break
+    return worst
+
+
+def _stays(case: Case, settings: Settings, r: float, X0: np.ndarray, steps: np.ndarray,
+           distance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Do runs judged converged at ``steps`` stay within target_tol of x̄ long enough?
+
+    Long enough is the predicted escape time from their distance d: a component c ≤ d
+    along the unstable mode grows as c·rᵗ and leaves the target_tol ball within
+    budget_factor·log(target_tol/d)/log r steps (+ 50); below d ≥ 1e-16·(1 + ‖x̄‖)
+    rounding re-excites it anyway. Returns (stayed, capped, horizon, max distance);
+    ``capped``: the horizon needed more than max_steps steps.
+    """
+    assert case.x_star is not None
+    floor = 1e-16 * (1.0 + float(np.linalg.norm(case.x_star)))
+    needed = np.array([step_budget(r, start=max(float(d), floor) if np.isfinite(d) else floor,
+                                   finish=max(settings.target_tol, floor),
+                                   factor=settings.budget_factor, maximum=10**12)
+                       for d in distance])
+    horizon = np.minimum(needed, settings.max_steps)
+    worst = _stay_distance(case.optimizer, case.function, X0, case.x_star, steps,
+                           steps + horizon, settings.target_tol)
+    stayed = worst <= settings.target_tol
+    return stayed, needed > horizon, horizon, worst
+
+
+def _confirm_convergence(case: Case, settings: Settings, r: float, res: RunResult,
+                         rows: np.ndarray) -> tuple[list[str], list[dict[str, Any]]]:
+    """Continue the runs ``rows`` judged converged to x̄ although r ≥ 1 + δ (claim 2).
+
+    The engine's test (steps below tol and contracting) can fire on a transient: near an
+    unstable x̄ a decaying mode (an adaptive method's v, at rate β₂) can dominate ‖Δz‖
+    while the unstable one is tiny. Such a run leaves the target_tol ball within its
+    predicted escape time (:func:`_stays`). Kinds per row: "stays", "transient" (it
+    left), "unconfirmed" (it stayed, but the escape time needs more than max_steps:
+    neither a pass nor a counterexample).
+    """
+    stayed, capped, horizon, worst = _stays(case, settings, r, case.X0[rows],
+                                            res.steps[rows], res.distance[rows])
+    kinds = ["transient" if not s else "unconfirmed" if c else "stays"
+             for s, c in zip(stayed, capped, strict=True)]
+    details = [{"row": int(i), "converged_at_step": int(res.steps[i]),
+                "distance": float(res.distance[i]), "horizon": int(h),
+                "max_distance_after": float(w), "horizon_capped": bool(c), "kind": k}
+               for i, h, w, c, k in zip(rows, horizon, worst, capped, kinds, strict=True)]
+    return kinds, details
 
 
 def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:

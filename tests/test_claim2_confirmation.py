@@ -1,0 +1,90 @@
+"""Claim 2 counts a run as converged to an unstable x̄ only once that is confirmed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dynverify import Optimizer, Region
+from dynverify.claims import Case, Outcome, Settings, unstable_no_convergence
+from dynverify.linearize import lifted_state
+from dynverify.optimizers import rmsprop
+from dynverify.planted import PlantedFunction
+
+# The case `dynverify check rmsprop --profile ci --claim unstable_no_convergence` reported
+# as a counterexample: f(x) = ½·1.003·x² + x⁴, RMSprop(α = 2, β₂ = 0.75, ε = 1).
+LAM = 1.0030000000000001
+RMS_X0 = np.array([[0.0006795312393317786], [-0.0011688405297347103], [0.0010198169426519153],
+                   [3.4231252126851187e-06], [-0.0010717553457344616], [4.198196913183045e-05],
+                   [0.0009120693080374301], [0.00021956952575319876]])
+
+
+def rms_case() -> Case:
+    f = PlantedFunction([LAM], x_star=[0.0], mu=1.0)
+    return Case(rmsprop(lr=2.0, beta2=0.75, eps=1.0), f, RMS_X0, x_star=np.zeros(1),
+                spectrum=(LAM,))
+
+
+def test_rmsprop_transients_near_an_unstable_point_are_not_convergence():
+    """x̄ = 0 repels at r = |1 − αλ/√ε| = 1.006, and v grows like g² and shrinks the
+    step, so runs burst out and are thrown back to ~1e-11 of x̄, where v's decay at
+    β₂ dominates ‖Δz‖ and the engine's test judges two runs converged. Continued for
+    their escape time they leave x̄: no counterexample."""
+    v = unstable_no_convergence(rms_case())
+    assert math.isclose(v.evidence["spectral_radius"], abs(1 - 2.0 * LAM / 1.0), rel_tol=1e-6)
+    assert v.outcome is not Outcome.COUNTEREXAMPLE, v
+    # decided by continuing the runs, not by the luck of the perturbed restarts
+    assert v.reason != "convergence-not-robust"
+    kinds = [c["kind"] for c in v.evidence["confirmation"]]
+    assert kinds and set(kinds) == {"transient"}
+    # the suspected runs did come within 1e-10 of x̄, and later were farther than target_tol
+    for c in v.evidence["confirmation"]:
+        assert c["distance"] < 1e-10 and c["max_distance_after"] > 1e-6
+
+
+def _unexcited_buffer(lr: float) -> Optimizer:
+    """Gradient descent plus a buffer m⁺ = 1.5·m (unstable) that init sets to 0 and
+    nothing excites: r = 1.5 at every critical point, yet every run converges."""
+    def step(state, f):  # type: ignore[no-untyped-def]
+        x, m = state
+        m_new = 1.5 * m
+        return (x - lr * (f.grad(x) + m_new), m_new)
+
+    return Optimizer(name="unexcited_buffer", hyperparameters={"lr": lr},
+                     init=lambda X: (X, np.zeros_like(X)), step=step,
+                     region=Region([(0.0, 2.0 / lr)]))
+
+
+def test_confirmation_keeps_a_real_convergence_to_an_unstable_point():
+    opt = _unexcited_buffer(0.1)
+    lams = (1.0, 4.0)
+    f = PlantedFunction(lams, x_star=[0.5, -0.25], terms=[("quartic", 0.5, (0.6, 0.8))])
+    rng = np.random.default_rng(7)
+    U = rng.standard_normal((8, 2))
+    X0 = np.array([0.5, -0.25]) + 1e-3 * U / np.linalg.norm(U, axis=1, keepdims=True)
+    case = Case(opt, f, X0, x_star=np.array([0.5, -0.25]), spectrum=lams)
+    # closed form: Jac = [[I − αH, −α·1.5I], [0, 1.5I]], so r = max(1.5, |1 − αλ|) = 1.5
+    z = lifted_state(opt, X0)
+    assert np.all(z[1] == 0)
+    v = unstable_no_convergence(case)
+    assert math.isclose(v.evidence["spectral_radius"], 1.5, rel_tol=1e-6)
+    assert v.outcome is Outcome.COUNTEREXAMPLE, v
+    assert v.reason.startswith("8 of 8 runs converged")
+    assert all(c["kind"] == "stays" for c in v.evidence["confirmation"])
+
+
+def test_convergence_unconfirmable_within_max_steps_is_inconclusive():
+    """The escape time from ~1e-11 at r = 1.5 is 3·log(1e-6/1e-11)/log 1.5 + 50 ≈ 136
+    steps > max_steps = 100: neither a counterexample nor a pass."""
+    opt = _unexcited_buffer(0.1)
+    lams = (8.0, 9.0)  # |1 − αλ| ≤ 0.2: the runs converge within ~20 steps
+    f = PlantedFunction(lams)
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal((8, 2))
+    X0 = 1e-3 * U / np.linalg.norm(U, axis=1, keepdims=True)
+    case = Case(opt, f, X0, x_star=np.zeros(2), spectrum=lams)
+    v = unstable_no_convergence(case, Settings(max_steps=100))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason.startswith("budget-exhausted"), v
+    assert all(c["horizon_capped"] for c in v.evidence["confirmation"])
+    assert unstable_no_convergence(case).outcome is Outcome.COUNTEREXAMPLE
