@@ -309,9 +309,13 @@ def sweep(configs: Iterable[RunConfig], workers: int = 1) -> Iterator[dict[str, 
         for c in configs:
             yield run_one(c)
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # never fork: a parent that has loaded a multithreaded library (JAX, torch) can deadlock
+    # in a forked child; forkserver starts workers from a clean single-threaded process
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(run_one, c.to_json()) for c in configs]
         for fut in as_completed(futures):
             yield fut.result()
