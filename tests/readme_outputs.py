@@ -75,6 +75,8 @@ def mask(text: str) -> str:
 def scratch(text: str) -> Path:
     """A scratch directory holding the README's example Python files."""
     work = Path(tempfile.mkdtemp(prefix="dynverify-readme-"))
+    # the README's benchmark commands are written as run from the repository root
+    (work / "benchmarks").symlink_to(Path(__file__).resolve().parents[1] / "benchmarks")
     for m in SOURCE.finditer(text):
         path = work / m["name"]
         path.parent.mkdir(parents=True, exist_ok=True)
