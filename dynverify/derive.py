@@ -520,17 +520,7 @@ def _real_roots_merged(coef: np.ndarray) -> np.ndarray:
     is a simple root and accurate to about ε. Complex pairs farther than 1e-6 from the
     axis are not roots of the factor on ℝ.
     """
-    if not np.any(coef) or not np.all(np.isfinite(coef)):
-        return np.array([])
-    coef = np.polynomial.chebyshev.chebtrim(coef, 1e-14 * np.max(np.abs(coef)))
-    if coef.size < 2:
-        return np.array([])
-    try:
-        roots = np.polynomial.chebyshev.chebroots(coef)
-    except np.linalg.LinAlgError:
-        return np.array([])
-    keep = (np.abs(roots.imag) <= 1e-6) & (np.abs(roots.real) <= 1.0 + 1e-6)
-    r = np.sort(roots[keep].real)
+    r = np.sort(_cheb_real_roots(coef, imag_tol=1e-6))
     if r.size < 2:
         return r
     droots = None
