@@ -1,7 +1,8 @@
 """Shared set-up of the test suite.
 
 - ``CI=true`` loads dynverify's derandomized ``dynverify-ci`` Hypothesis profile (unless
-  ``--hypothesis-profile`` chooses another), so CI is deterministic. Hypothesis' own
+  ``--hypothesis-profile`` chooses another), and derandomizes ``dynverify-dev`` (which
+  many tests name explicitly), so CI is deterministic. Hypothesis' own
   ``ci`` profile, which Hypothesis loads under ``CI=true``, is left as it is.
 - The deliberately wrong plug-ins in tests/plugins are importable.
 - Under ``CI=true`` every optional framework must import (CI installs all extras), so
@@ -23,6 +24,9 @@ register_profiles()
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 if CI:
     settings.load_profile("dynverify-ci")
+    # tests that ask for the quick `dev` profile by name are deterministic in CI too
+    settings.register_profile("dynverify-dev", settings(settings.get_profile("dynverify-dev"),
+                                                        derandomize=True, database=None))
     # the extras of the `test` extra: torch, jax/optax, dask, scikit-learn, matplotlib
     import distributed  # noqa: F401
     import jax  # noqa: F401

@@ -2,9 +2,11 @@
 fixed points that should not exist, counterexamples that lead with their key fact."""
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from dynverify import Optimizer, Region, check_optimizer
@@ -235,6 +237,8 @@ def test_cli_not_verified_exit_status(capsys, tmp_path) -> None:  # type: ignore
 
 
 def test_settings_threshold_is_used() -> None:
+    # the thresholds reach the result (min_decided capped at the profile's example count,
+    # so a short profile can still verify when every case decided) and govern its status
     from dynverify.claims import Settings
 
     hp = st.fixed_dictionaries({"lr": st.floats(0.05, 1.0)})
@@ -242,7 +246,16 @@ def test_settings_threshold_is_used() -> None:
                           hyperparameters=hp,
                           settings=Settings(min_decided_fraction=1.0, min_decided=10_000))
     (cr,) = res.results
-    assert cr.status is ClaimStatus.NOT_VERIFIED and cr.counterexample is None
+    assert cr.counterexample is None and cr.cases > 0
+    assert cr.min_decided_fraction == 1.0
+    # capped at the profile's max_examples
+    assert cr.min_decided == settings.get_profile("dynverify-dev").max_examples < 10_000
+    every_case_decided = cr.decided == cr.cases
+    assert cr.status is (ClaimStatus.VERIFIED if every_case_decided
+                         else ClaimStatus.NOT_VERIFIED)
+    # one undecided case is enough to withhold the verdict under these thresholds
+    short = replace(cr, counts=Counter({"pass": cr.cases - 1, "inconclusive": 1}))
+    assert short.status is ClaimStatus.NOT_VERIFIED
 
 
 def test_unstable_claim_does_not_report_a_start_on_the_stable_manifold() -> None:
