@@ -571,7 +571,11 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
                             settings, **ev)
         local = _local_case(case, ev, r)
         radius = _ball_radius(local)
-        escape = _escape(local, settings, radius)
+        # escape_factor ball radii from x̄ a run is far outside the linear region (the
+        # ball was shrunk by the transient growth of the map, so a stable x̄ would have
+        # kept it inside); coming back to x̄ would mean landing on its stable manifold, a
+        # null set. Runs stop there instead of growing to escape_factor·(1 + ‖x̄‖).
+        escape = min(_escape(local, settings, radius), settings.escape_factor * radius)
         budget = step_budget(r, start=settings.tol, finish=escape,
                              factor=settings.budget_factor, maximum=settings.max_steps)
         res = run(local.optimizer, local.function, local.X0, target=case.x_star, tol=settings.tol,

@@ -418,19 +418,29 @@ def rate_grid(region: Region, *, window: float = 3.0, n: int = 801) -> np.ndarra
     return grid[np.abs(grid) <= W]
 
 
-def _level_roots(rho: Any, grid: np.ndarray, values: np.ndarray, q: float) -> list[float]:
-    """All λ on the grid's cells where ρ₁(λ) − q changes sign, refined by bisection."""
-    from scipy.optimize import brentq
-
+def _level_brackets(grid: np.ndarray, values: np.ndarray, q: float, min_abs: float
+                    ) -> list[tuple[float, float]]:
+    """Grid points where ρ₁(λ) = q exactly, as (λ, λ), and the grid cells where ρ₁(λ) − q
+    changes sign, in increasing order; only those that can hold a λ with |λ| ≥ min_abs."""
     g = values - q
     cells = np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0)
-    exact = grid[g == 0.0].tolist()
+    out = [(float(x), float(x)) for x in grid[g == 0.0]]
+    out += [(float(grid[i]), float(grid[i + 1])) for i in cells]
+    return sorted(b for b in out if max(abs(b[0]), abs(b[1])) >= min_abs)
+
+
+def _refine(rho: Any, bracket: tuple[float, float], q: float) -> float:
+    """The λ in ``bracket`` with ρ₁(λ) = q, by Brent's method."""
+    from scipy.optimize import brentq
+
+    a, b = bracket
+    if a == b:
+        return a
 
     def f(x: float) -> float:
         return float(rho(np.array([x]))[0]) - q
 
-    return sorted(exact + [brentq(f, grid[i], grid[i + 1], xtol=1e-15 * max(1.0, abs(grid[i])),
-                                  rtol=4 * np.finfo(float).eps) for i in cells])
+    return float(brentq(f, a, b, xtol=1e-15 * max(1.0, abs(a)), rtol=4 * np.finfo(float).eps))
 
 
 @st.composite
@@ -473,14 +483,20 @@ def rate_spectra(draw: Any, *, filter_function: Any, region: Region, stable: boo
             f"window of {region}")
     g = _log_uniform(draw, min_gap, max_gap)
     q = 1.0 - g if stable else 1.0 + g
-    roots = _level_roots(filter_function, grid, values, q)
     s = margin_scale(region) if not region.empty else 1.0
     ms = margin * s
-    roots = [x for x in roots if abs(x) >= ms]
-    if not roots:
+    # only the drawn crossing is refined (one root-finding per draw, not one per crossing)
+    brackets = _level_brackets(grid, values, q, ms)
+    lead = None
+    while brackets:
+        k = draw(st.integers(0, len(brackets) - 1)) if len(brackets) > 1 else 0
+        root = _refine(filter_function, brackets.pop(k), q)
+        if abs(root) >= ms:
+            lead = root
+            break
+    if lead is None:
         raise InvalidArgument(f"no eigenvalue λ with ρ₁(λ) = {q:.6g} and |λ| ≥ {ms:.3g} "
                               f"within the window of {region}")
-    lead = roots[draw(st.integers(0, len(roots) - 1))] if len(roots) > 1 else roots[0]
     # the others: grid cells where ρ₁ < q at both ends (rounding at a level crossing
     # cannot put them above q), away from 0
     below = values < q

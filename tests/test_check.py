@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import strategies as st
 
@@ -107,3 +108,35 @@ def test_bad_arguments_are_rejected_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         check_optimizer("gradient_descent", profile="nope", reports=tmp_path)
     assert not any(tmp_path.iterdir())  # no run directory was started
+
+
+def test_transient_growth_is_the_max_norm_of_the_powers() -> None:
+    # reference: ‖Jᵏ‖₂ by an SVD per power, stopping below 1e-3, capped at 1e6
+    from dynverify.check import _transient_growth
+
+    def reference(J: np.ndarray, steps: int) -> float:
+        P, worst = np.eye(J.shape[-1]), 1.0
+        for _ in range(steps):
+            P = P @ J[0]
+            n = float(np.linalg.svd(P, compute_uv=False)[0])
+            if not np.isfinite(n) or n > 1e6:
+                return 1e6
+            worst = max(worst, n)
+            if n < 1e-3:
+                break
+        return worst
+
+    rng = np.random.default_rng(7)
+    for k in range(200):
+        m = int(rng.integers(1, 6))
+        J = rng.standard_normal((1, m, m))
+        J /= np.max(np.abs(np.linalg.eigvals(J))) * rng.uniform(0.5, 1.05)
+        if k % 40 == 0:
+            J *= 1e100  # overflows
+        for steps in (1, 31, 32, 33, 500):
+            assert _transient_growth(J, steps) == pytest.approx(reference(J, steps),
+                                                                rel=1e-12), (k, steps)
+    # a Jordan block: ‖Jᵏ‖ grows like k·0.9ᵏ⁻¹ before it decays
+    J = np.array([[[0.9, 1.0], [0.0, 0.9]]])
+    expected = max(np.linalg.norm(np.linalg.matrix_power(J[0], k), 2) for k in range(1, 500))
+    assert _transient_growth(J) == pytest.approx(expected, rel=1e-12)
