@@ -70,7 +70,7 @@ def _ends(region: Any) -> list[tuple[int, str]]:
 def mutate(region: Any, end: int, direction: str, size: float) -> Any:
     """``region`` with boundary point number ``end`` moved outward ("wider") or inward."""
     from dynverify.regions import Region
-    from dynverify.strategies import margin_scale
+    from dynverify.strategies import boundary_unit
 
     ivs = [list(iv) for iv in region.intervals]
     ends = _ends(region)
@@ -79,7 +79,8 @@ def mutate(region: Any, end: int, direction: str, size: float) -> Any:
     i, which = ends[end]
     lo, hi = ivs[i]
     b = lo if which in ("lo", "point") else hi
-    step = size * (abs(b) if b != 0.0 else margin_scale(region))
+    # 1 % of |b|, or at b = 0 of the interval that ends there (the hugging spectra's unit)
+    step = size * boundary_unit(region, b)
     sign = 1.0 if direction == "wider" else -1.0
     if which == "point":
         ivs[i] = [lo - step, hi + step] if direction == "wider" else None
@@ -177,7 +178,13 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     reason = None
     if res.counterexample is not None:
         reason = res.counterexample["verdict"]["reason"]
-    return {**task, "caught": res.counterexample is not None or res.error is not None,
+    status = res.status.value
+    # caught: a counterexample, an error, or a refusal to verify ("not verified": e.g. a
+    # map that is not differentiable at x̄ although it claims no exemption)
+    if reason is None and status == "not verified":
+        reason = "not verified: " + res.why_not_verified()[:120]
+    return {**task, "caught": status in ("counterexample", "error", "not verified"),
+            "status": status,
             "reason": reason, "error": res.error, "counts": dict(res.counts),
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 

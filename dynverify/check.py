@@ -9,6 +9,7 @@ case is recorded, and a counterexample is shrunk to a minimal one and written to
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 import time
@@ -51,17 +52,22 @@ from dynverify.reproducibility import fixed_constants
 #: "near_outside", relative distances HUG_DISTANCES), or placed by the filter function ρ₁
 #: so that the premise r ≥ 1 + δ ("unstable") or r ≤ 1 − δ ("stable") holds by construction
 PLACEMENT = {
-    # claim 1 is cheap and most sensitive next to the boundary: 6/11 of its cases put
-    # one eigenvalue just outside R, 3/11 all of them just inside
-    "filter_agrees": ("near_outside",) * 6 + ("near_inside",) * 3 + ("inside", "outside"),
+    # claim 1 is cheap and most sensitive next to the boundary: 8/12 of its cases put
+    # one eigenvalue just outside R (one boundary point per case), 2/12 one eigenvalue
+    # just inside each boundary point of R at once
+    "filter_agrees": ("near_outside",) * 8 + ("near_inside",) * 2 + ("inside", "outside"),
     "unstable_no_convergence": ("unstable",),
     "stable_converges": ("stable",),
     "metamorphic": ("inside", "outside"),
 }
 #: claims that iterate from a ball around x̄ (its radius must exceed the target tolerance)
 _ITERATING = ("unstable_no_convergence", "stable_converges")
+#: claims that never run from the case's starts (their X0 is x̄ itself)
+_NO_STARTS = ("filter_agrees",)
 #: relative distances to a boundary point of the declared filter for the "near_*" spectra
 HUG_DISTANCES = (1e-3, 1e-2)
+#: "near_inside" spectra have at least min(#inside boundary points, MAX_HUG_DIM) dimensions
+MAX_HUG_DIM = 6
 #: the premise gap |r − 1| of "stable"/"unstable" spectra is drawn log-uniformly in
 #: [RATE_GAP_FACTOR·δ, RATE_GAP_MAX], so that it stays clear of the boundary band δ
 RATE_GAP_FACTOR = 2.0
@@ -320,10 +326,16 @@ def _spectra_strategy(placement: str, region: Region, opt: Any, settings: Settin
     rho = _working_filter_function(opt) if placement not in ("inside", "outside") else None
     if placement in ("near_inside", "near_outside"):
         lo, hi = HUG_DISTANCES
+        side = placement[5:]
+        # "inside": one eigenvalue at each inside boundary point at once (up to
+        # MAX_HUG_DIM), so that every near_inside case tests every boundary of the filter
+        n_in = sum(1 for a in S.boundary_anchors(region) if a[2]) if side == "inside" else 1
+        dim = min(max(n_in, 1), MAX_HUG_DIM)
         # an eigenvalue is never placed where claim 1 could not decide (|r − 1| < δ₁)
-        return S.near_boundary_spectra(region=region, side=placement[5:], min_distance=lo,
+        return S.near_boundary_spectra(region=region, side=side, min_distance=lo,
                                        max_distance=hi, filter_function=rho,
-                                       min_rate_gap=2 * settings.linearization_band)
+                                       min_rate_gap=2 * settings.linearization_band,
+                                       min_dim=dim, max_dim=max(dim, 4))
     if placement in ("stable", "unstable") and rho is not None:
         gap = RATE_GAP_FACTOR * settings.boundary_band
         return S.rate_spectra(filter_function=rho, region=region,
@@ -471,14 +483,19 @@ def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT
     except InvalidArgument as exc:
         note(f"no {placement} spectrum for {opt!r}: {exc}")
         return None
-    radius = local_radius(opt, f, f.x_star, cap=LOCAL_RADIUS)[0]
-    if region is not None and radius > 0:
-        radius = min(radius, _local_radius(f, opt, claim))
-    # a ball within a few target tolerances of x̄ cannot tell convergence from staying
-    floor = 10 * settings.target_tol if claim in _ITERATING else 0.0
-    if not radius > floor:
-        return None
-    X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
+    if claim in _NO_STARTS:
+        # claim 1 judges the linearization at x̄ only: no starts to draw (and Hypothesis
+        # spends no examples on cases that differ in starts alone)
+        X0 = np.asarray(f.x_star, dtype=float)[None, :]
+    else:
+        radius = local_radius(opt, f, f.x_star, cap=LOCAL_RADIUS)[0]
+        if region is not None and radius > 0:
+            radius = min(radius, _local_radius(f, opt, claim))
+        # a ball within a few target tolerances of x̄ cannot tell convergence from staying
+        floor = 10 * settings.target_tol if claim in _ITERATING else 0.0
+        if not radius > floor:
+            return None
+        X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))
     relations: list[Relation] = []
     if claim == "metamorphic":
         if reg.rotation_invariant:
@@ -536,6 +553,26 @@ def _closeness(v: Verdict) -> float:
 
 # -- the driver ----------------------------------------------------------------------------
 
+def _fingerprint(case: Case) -> bytes | None:
+    """Bytes that identify a case (optimizer and hyperparameters, function, starts,
+    planted point, relations), or None when the function cannot describe itself."""
+    import hashlib
+
+    try:
+        fn = case.function.spec()
+        opt = case.optimizer
+        head = json.dumps([opt.name, opt.hyperparameters, fn,
+                           [(r.kind, r.params) for r in case.relations]],
+                          sort_keys=True, default=repr)
+    except Exception:  # noqa: BLE001 -- no fingerprint: the case is simply not deduplicated
+        return None
+    h = hashlib.blake2b(head.encode(), digest_size=20)
+    h.update(np.ascontiguousarray(case.X0, dtype=float).tobytes())
+    if case.x_star is not None:
+        h.update(np.ascontiguousarray(case.x_star, dtype=float).tobytes())
+    return h.digest()
+
+
 class ClaimRunner:
     """Judges, records and counts the cases of one claim on one optimizer.
 
@@ -556,16 +593,26 @@ class ClaimRunner:
                                   min_decided_fraction=settings.min_decided_fraction,
                                   min_decided=settings.min_decided)
         self.failing: tuple[Case, Verdict] | None = None
+        # verdicts by case fingerprint: Hypothesis can generate the same case twice (two
+        # choice sequences that draw the same values); it is run and counted once
+        self._seen: dict[bytes, Verdict] = {}
 
     def strategy(self) -> st.SearchStrategy[Case | None]:
         return cases(self.reg, self.claim, self.settings)
 
     def execute(self, case: Case | None) -> Verdict:
+        key = _fingerprint(case) if case is not None else None
+        repeat = key is not None and key in self._seen
         if case is None:
             verdict = Verdict(self.claim, Outcome.INCONCLUSIVE, "no-such-case", {},
                               self.settings.to_json())
+        elif repeat:
+            assert key is not None
+            verdict = self._seen[key]
         else:
             verdict = CLAIMS[self.claim](case, self.settings)
+            if key is not None:
+                self._seen[key] = verdict
         event(f"{verdict.outcome.value}: {verdict.reason}"[:80])
         note(f"{verdict}\nevidence: {verdict.evidence}")
         closeness = _closeness(verdict)
@@ -576,7 +623,7 @@ class ClaimRunner:
             assert case is not None
             self.failing = (case, verdict)
             raise _Counterexample(f"{self.reg.name}/{self.claim}: {verdict}")
-        if self.failing is None:
+        if self.failing is None and not repeat:
             self.result.counts[verdict.outcome.value] += 1
             if verdict.outcome is Outcome.INCONCLUSIVE:
                 self.result.reasons[verdict.reason] += 1

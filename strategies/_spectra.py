@@ -31,6 +31,22 @@ def margin_scale(region: Region) -> float:
     return min([scale, *widths])
 
 
+def boundary_unit(region: Region, b: float) -> float:
+    """The unit of relative distances at a boundary point b of ``region``: |b|, or at
+    b = 0 the width of the widest bounded interval of R that ends at 0 (the interval
+    whose filter function crosses 1 there), else :func:`margin_scale`.
+
+    Example:
+        >>> boundary_unit(Region([(-2.1, -2.0), (0.0, 4.0)]), 0.0)   # not the band's 0.1
+        4.0
+    """
+    if b != 0.0:
+        return abs(b)
+    widths = [hi - lo for lo, hi in region.intervals
+              if (lo == 0.0 or hi == 0.0) and hi > lo and math.isfinite(hi - lo)]
+    return max(widths) if widths else margin_scale(region)
+
+
 # -- interval-set helpers (sorted disjoint closed intervals) --------------------------
 
 def _clip(ivs: Intervals, lo: float, hi: float) -> Intervals:
@@ -334,13 +350,16 @@ def near_boundary_spectra(draw: Any, *, region: Region, side: str = "inside",
     """Spectra that hug the boundary of ``region`` R at relative distance t.
 
     t is log-uniform in [min_distance, max_distance]; a boundary point b is left by
-    t·u(b), u(b) = |b| (or :func:`margin_scale` when b = 0), at most half the room
+    t·u(b), u(b) = :func:`boundary_unit` (|b|, or at b = 0 the width of the interval
+    ending there), at most half the room
     before the next boundary point. Boundary points and distances come from a drawn
     seed (uniform over the boundary points; the seed shrinks to 0).
 
     - ``side="inside"``: every λᵢ lies in R at distance t·u(b) of its own boundary point
       b, taken in turn (isolated points have no inside): the spectrum is inside R,
-      barely, and hugs min(d, #boundary points) of them at once;
+      barely, and hugs min(d, #boundary points) of them at once (with
+      ``filter_function``, an eigenvalue that cannot get |ρ₁ − 1| ≥ g within its room
+      is left out, unless every one is: it would make the whole case undecidable);
     - ``side="outside"``: one λᵢ lies outside R at distance t·u(b) of a boundary point
       (both sides of isolated points, ends of negative bands), the others inside R with
       margin m·s as in :func:`spectra`: the spectrum is outside R, barely.
@@ -373,33 +392,37 @@ def near_boundary_spectra(draw: Any, *, region: Region, side: str = "inside",
     if not anchors:
         raise InvalidArgument(f"region {region} has no boundary point with room on the "
                               f"{side} (allow_negative={allow_negative})")
-    s = margin_scale(region)
 
     # anchors and distances come from a drawn seed, so that every boundary point is
     # equally likely (Hypothesis' integer draws favour the first anchor, at 0)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
 
-    def hug(k: int) -> float:
+    def hug(k: int) -> tuple[float, bool]:
+        """(λ, decidable): λ next to anchor k, moved out until |ρ₁(λ) − 1| ≥ g."""
         b, direction, _, room = anchors[k % len(anchors)]
         t = float(max_distance * (min_distance / max_distance) ** rng.random())
-        unit = abs(b) if b != 0.0 else s
+        unit = boundary_unit(region, b)
         lam = float(b + direction * min(t * unit, 0.5 * room))
-        while filter_function is not None and t * unit < 0.5 * room:
+        while filter_function is not None:
             if abs(float(filter_function(np.array([lam]))[0]) - 1.0) >= min_rate_gap:
-                break
+                return lam, True
+            if not t * unit < 0.5 * room:
+                return lam, False
             t *= 2.0
             lam = float(b + direction * min(t * unit, 0.5 * room))
-        return lam
+        return lam, True
 
     dim = draw(st.integers(min_dim, max_dim))
     first = int(rng.integers(len(anchors)))
     if want_inside:
         # consecutive anchors: a spectrum of dimension ≥ #anchors hugs every one of them
-        return tuple(hug(first + i) for i in range(dim))
+        hugs = [hug(first + i) for i in range(dim)]
+        decidable = [lam for lam, ok in hugs if ok]
+        return tuple(decidable) if decidable else tuple(lam for lam, _ in hugs)
     inside = placement_sets(region, margin=margin, window=window,
                             allow_negative=allow_negative)["inside"]
-    lams = [_draw_in(draw, inside) if inside else hug(first) for _ in range(dim)]
-    lams[draw(st.integers(0, dim - 1))] = hug(first)
+    lams = [_draw_in(draw, inside) if inside else hug(first)[0] for _ in range(dim)]
+    lams[draw(st.integers(0, dim - 1))] = hug(first)[0]
     return tuple(lams)
 
 

@@ -264,3 +264,86 @@ def test_claim_runner_draws_with_its_settings():
         assert r <= 1 - 2 * 0.1 + 1e-9
 
     prop()
+
+
+# -- hugging every boundary at once, units at 0, repeated cases -------------------------
+
+USAM_BY_HAND = Region([(-1 / RHO - 4.0, -1 / RHO), (0.0, 4.0)])  # any two-interval filter
+
+
+@settings(max_examples=40, database=None, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_near_inside_spectra_hug_every_inside_boundary_point(data) -> None:  # type: ignore[no-untyped-def]
+    # four inside boundary points (−6, −2, 0, 4): a near_inside spectrum of claim 1 puts
+    # one eigenvalue within 1 % (of |b|, or of the width 4 of [0, 4] at b = 0) inside each
+    strategy = check._spectra_strategy("near_inside", USAM_BY_HAND, usam(A, RHO),
+                                       Settings())
+    lams = np.array(data.draw(strategy))
+    assert all(USAM_BY_HAND.contains(float(x)) for x in lams)
+    for b, unit in ((-6.0, 6.0), (-2.0, 2.0), (0.0, 4.0), (4.0, 4.0)):
+        assert np.min(np.abs(lams - b)) <= 0.5 * 2 * unit, (b, lams)  # within half the room
+    near = [np.min(np.abs(lams - b)) / unit for b, unit in
+            ((-6.0, 6.0), (-2.0, 2.0), (0.0, 4.0), (4.0, 4.0))]
+    assert sum(d <= 0.0101 for d in near) >= 3, (near, lams)  # hug distance ≤ 1 % mostly
+
+
+def test_boundary_unit_at_zero_is_the_width_of_the_interval_ending_there() -> None:
+    assert S.boundary_unit(USAM_BY_HAND, 0.0) == 4.0   # not the band's width
+    assert S.boundary_unit(USAM_BY_HAND, -2.0) == 2.0
+    assert S.boundary_unit(Region([(-1.0, 0.0), (0.0, 3.0)]), 0.0) == 3.0
+    assert S.boundary_unit(Region([(1.0, 2.0)]), 1.0) == 1.0
+
+
+def test_claim1_cases_start_at_the_planted_point() -> None:
+    # claim 1 never runs the optimizer from starts: its cases carry X0 = x̄ only
+    @settings(max_examples=10, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(check.cases(resolve("gradient_descent"), "filter_agrees"))
+    def prop(case):  # type: ignore[no-untyped-def]
+        assert case is not None
+        np.testing.assert_array_equal(case.X0, np.asarray(case.x_star)[None, :])
+
+    prop()
+
+
+def test_a_repeated_case_is_run_and_counted_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # several executions in one Hypothesis example (each would call target once)
+    monkeypatch.setattr(check, "target", lambda *a, **k: None)
+    runner = ClaimRunner(resolve("gradient_descent"), "stable_converges")
+    f = PlantedFunction([1.0, 0.5])
+    case = Case(gradient_descent(0.5), f, np.array([[1e-3, 2e-3], [-1e-3, 0.0]]),
+                x_star=np.zeros(2), spectrum=(1.0, 0.5))
+    other = replace(case, X0=case.X0 * 0.5)
+    calls = []
+    original = check.CLAIMS["stable_converges"]
+    check.CLAIMS["stable_converges"] = lambda c, s: calls.append(c) or original(c, s)
+
+
+    @settings(max_examples=1, database=None, deadline=None)
+    @given(st.just(None))
+    def prop(_):  # type: ignore[no-untyped-def]  (execute records Hypothesis events)
+        for c in (case, case, other, case):
+            runner.execute(c)
+
+    try:
+        prop()
+    finally:
+        check.CLAIMS["stable_converges"] = original
+    assert len(calls) == 2  # the repeats reuse the first verdict
+    assert runner.result.cases == 2 and runner.result.counts["pass"] == 2
+
+
+def test_claim3_compares_each_start_with_the_modes_it_excites() -> None:
+    # gradient descent α = 0.5 on spectrum (1, 0.5): rates 0.5 and 0.75 (r = 0.75). A start
+    # on the λ = 1 axis converges at 0.5, a generic one at 0.75: median 0.625, which is
+    # what the starts predict; not "faster than predicted"
+    case = Case(gradient_descent(0.5), PlantedFunction([1.0, 0.5]),
+                np.array([[1e-3, 2e-3], [-1e-3, 0.0]]), x_star=np.zeros(2),
+                spectrum=(1.0, 0.5))
+    v = stable_converges(case)
+    assert v.outcome is Outcome.PASS, v
+    assert v.evidence["excited_rate_median"] == pytest.approx(0.625)
+    # every start on the fast axis: rate 0.5 predicted and observed
+    on_axis = replace(case, X0=np.array([[1e-3, 0.0], [-2e-3, 0.0]]))
+    assert stable_converges(on_axis).outcome is Outcome.PASS
