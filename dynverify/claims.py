@@ -9,7 +9,9 @@ evidence and the settings it used; none of them raises on a failing optimizer.
 from __future__ import annotations
 
 import enum
+import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -405,6 +407,32 @@ def _escape(case: Case, settings: Settings, radius: float) -> float:
 
 # -- claim 1 ---------------------------------------------------------------------------
 
+_DERIVATIONS: OrderedDict[Any, Any] = OrderedDict()
+_DERIVATIONS_MAX = 256
+
+
+def _derive_cached(opt: Optimizer) -> Any:
+    """derive(opt), remembered per map: Hypothesis draws the same hyperparameters for
+    many cases (its mutations change the spectrum and keep them), and the derivation
+    depends on the update map only. The map is identified as records identify it (name
+    and hyperparameters) plus the code of its step and init functions."""
+    try:
+        key = (opt.name, json.dumps(opt.hyperparameters, sort_keys=True, default=repr),
+               getattr(opt.step, "__code__", opt.step), getattr(opt.init, "__code__",
+                                                                 opt.init))
+        hash(key)
+    except Exception:  # noqa: BLE001 -- unhashable parts: derive without the cache
+        return derive(opt)
+    if key in _DERIVATIONS:
+        _DERIVATIONS.move_to_end(key)
+        return _DERIVATIONS[key]
+    out = derive(opt)
+    _DERIVATIONS[key] = out
+    if len(_DERIVATIONS) > _DERIVATIONS_MAX:
+        _DERIVATIONS.popitem(last=False)
+    return out
+
+
 def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 1: spectrum ⊂ R ⇔ r ≤ 1 (inconclusive when |r − 1| < δ).
 
@@ -439,7 +467,7 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
             # a declared filter must also equal the one derived from the update itself:
             # this catches a wrong declaration whatever spectrum was drawn. The comparison
             # is made at float resolution, on the range the derivation certifies.
-            derivation = derive(case.optimizer)
+            derivation = _derive_cached(case.optimizer)
             rho1 = filter_function(case.optimizer, strict=False)
             cmp = compare_filters(declared, derivation, rtol=settings.region_rtol,
                                   filter_function=rho1)

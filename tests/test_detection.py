@@ -347,3 +347,19 @@ def test_claim3_compares_each_start_with_the_modes_it_excites() -> None:
     # every start on the fast axis: rate 0.5 predicted and observed
     on_axis = replace(case, X0=np.array([[1e-3, 0.0], [-2e-3, 0.0]]))
     assert stable_converges(on_axis).outcome is Outcome.PASS
+
+
+def test_derivation_cache_tells_maps_apart() -> None:
+    # same name and hyperparameters, different update maps: two different filters
+    from dynverify import Optimizer
+    from dynverify.claims import _derive_cached
+
+    def make(scale: float) -> Optimizer:
+        return Optimizer(name="same", hyperparameters={"lr": 0.5}, init=lambda X: (X,),
+                         step=(lambda s, f: (s[0] - 0.5 * f.grad(s[0]),)) if scale == 1 else
+                         (lambda s, f: (s[0] - 1.0 * f.grad(s[0]),)))
+
+    assert _derive_cached(make(1)).region.intervals[0][1] == pytest.approx(4.0)  # 2/α
+    assert _derive_cached(make(2)).region.intervals[0][1] == pytest.approx(2.0)
+    assert _derive_cached(make(1)).region.intervals[0][1] == pytest.approx(4.0)
+    assert _derive_cached(gradient_descent(0.25)).region.intervals[0][1] == pytest.approx(8.0)
