@@ -464,9 +464,11 @@ def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT
     region = _region_or_none(opt)
     smoothness = "C3" if opt.hessian_in_map else "C2"
     if claim == "convergence_filters":
-        # landscape curvatures are O(1): scale them to the filter's size, so that some
-        # limits are inside the filter and some outside
-        size = region.scale if region is not None and not region.empty else 1.0
+        # landscape curvatures are O(1): scale them to the size of the filter's interval
+        # at 0 (where minima are stable; not the far band of a SAM filter at −1/ρ), so
+        # that some limits are inside the filter and some outside
+        size = (S.boundary_unit(region, 0.0) if region is not None and not region.empty
+                else 1.0)
         c = draw(st.sampled_from(LANDSCAPE_SCALES)) * min(max(size, 1e-6), 1e6)
         f = ScaledFunction(draw(S.landscapes()), c)
         X0 = draw(S.initial_points(np.zeros(f.dim), FREE_SPREAD, N_FREE_POINTS))

@@ -363,3 +363,20 @@ def test_derivation_cache_tells_maps_apart() -> None:
     assert _derive_cached(make(2)).region.intervals[0][1] == pytest.approx(2.0)
     assert _derive_cached(make(1)).region.intervals[0][1] == pytest.approx(4.0)
     assert _derive_cached(gradient_descent(0.25)).region.intervals[0][1] == pytest.approx(8.0)
+
+
+def test_free_run_landscapes_are_scaled_to_the_filter_interval_at_zero() -> None:
+    # usam(α = 1, ρ = 0.05): filter [−21.83, −20] ∪ [0, u] with u = 2/(α(1 + ...)) ≈ 1.83
+    # by hand: ρ₁(λ) = |1 − αλ(1 + ρλ)| = 1 at αλ(1 + ρλ) = 2 → λ = (−1 + √(1 + 8ρ/α))/(2ρ)
+    u = (-1 + math.sqrt(1 + 8 * 0.05)) / (2 * 0.05)
+    reg = Registration("usam_fixed", usam, hyperparameters=st.fixed_dictionaries(
+        {"lr": st.just(1.0), "rho": st.just(0.05)}))
+
+    @settings(max_examples=15, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(check.cases(reg, "convergence_filters"))
+    def prop(case):  # type: ignore[no-untyped-def]
+        ratio = case.function.c / u
+        assert min(abs(ratio - s) for s in check.LANDSCAPE_SCALES) < 1e-9, ratio
+
+    prop()
