@@ -20,7 +20,12 @@ import numpy as np
 
 from dynverify.derive import compare_filters, derive, derive_region, filter_function
 from dynverify.engine import RunResult, Status, run, step_budget
-from dynverify.errors import FunctionError, NotDifferentiableError, OptimizerError
+from dynverify.errors import (
+    FunctionError,
+    NotDifferentiableError,
+    OptimizerError,
+    UnresolvedLinearizationError,
+)
 from dynverify.functions import RotatedFunction, ScaledFunction, TestFunction
 from dynverify.linearize import (
     _flatten,
@@ -235,6 +240,10 @@ def _guard(claim: str, settings: Settings, body: Callable[[], Verdict]) -> Verdi
         # declared exemptions are handled (and measured) before the body runs: this map
         # is not differentiable although the optimizer does not say so
         return _verdict(claim, Outcome.INCONCLUSIVE, "not-differentiable", settings,
+                        error=str(exc))
+    except UnresolvedLinearizationError as exc:
+        # not the optimizer's fault: no float run near x̄ is in the linear regime either
+        return _verdict(claim, Outcome.INCONCLUSIVE, "below-float-resolution", settings,
                         error=str(exc))
     except (OptimizerError, FunctionError) as exc:
         return _verdict(claim, Outcome.COUNTEREXAMPLE, "error", settings,
@@ -812,6 +821,14 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
         conv = np.flatnonzero(res.status == Status.CONVERGED_ELSEWHERE)
         if conv.size == 0:
             return _verdict(name, Outcome.INCONCLUSIVE, "no run converged", settings, **ev)
+        stalled = np.array([_stalled_by_rounding(opt, f, res.x[k]) for k in conv], dtype=bool)
+        if stalled.any():
+            ev["stalled_by_rounding"] = int(stalled.sum())
+            conv = conv[~stalled]
+            if conv.size == 0:
+                return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: the "
+                                "runs stopped because every step rounds to zero", settings,
+                                **ev)
         band = settings.eig_band * max(region.scale, 1e-12)
         Xl = res.x[conv]
         G = f.grad(Xl)
@@ -902,6 +919,30 @@ def _noncritical_fixed_points(opt: Optimizer, f: TestFunction, X: np.ndarray,
         if len(out) >= 5:
             break
     return out
+
+
+def _stalled_by_rounding(opt: Optimizer, f: TestFunction, x: np.ndarray, n: int = 4
+                         ) -> bool:
+    """Is x a fixed point of the *float* map only: does no start within 10⁻⁶·(1 + ‖x‖)
+    move at all in one step, although ∇f ≠ 0 there?
+
+    With steps far below the rounding of x (α = 10⁻³⁰⁰ on curvatures of order 1) every
+    point is a fixed point of the floating-point map; a run "converges" wherever it
+    starts. A real fixed point of the map is isolated (or a manifold): starts off it move.
+    """
+    x = np.asarray(x, dtype=float)
+    rng = np.random.default_rng(stable_seed(x.tobytes()))
+    U = rng.standard_normal((n, x.size))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    X = x[None, :] + 1e-6 * (1.0 + float(np.linalg.norm(x))) * U
+    try:
+        with np.errstate(all="ignore"):
+            if not np.all(np.any(f.grad(X) != 0.0, axis=1)):
+                return False
+            new = opt.position(apply_step(opt, lifted_state(opt, X), f))
+    except (OptimizerError, FunctionError):
+        return False
+    return bool(np.all(np.asarray(new) == X))
 
 
 def _attracts(opt: Optimizer, f: TestFunction, x: np.ndarray, settings: Settings,

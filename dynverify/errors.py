@@ -19,5 +19,10 @@ class NotDifferentiableError(DynverifyError):
     """The lifted map is not differentiable at the fixed point, so it has no linearization."""
 
 
+class UnresolvedLinearizationError(DynverifyError):
+    """The map's linearization cannot be measured in double precision: it is linear only
+    within a distance of the fixed point that floats do not resolve there."""
+
+
 class ReportError(DynverifyError):
     """A record or report file is malformed."""

@@ -9,17 +9,26 @@ not differentiable, and declared ``state_domains`` (v ≥ 0) are never left.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from dynverify.errors import NotDifferentiableError, OptimizerError
+from dynverify.errors import (
+    NotDifferentiableError,
+    OptimizerError,
+    UnresolvedLinearizationError,
+)
 from dynverify.functions import GuardedOracle, Quadratic, TestFunction, as_batch
 from dynverify.optimizer import Optimizer, State
 
 #: default finite-difference step, relative to max(1, |z̄|)
 FD_STEP = 1e-6
+#: smallest first relative step of :func:`jacobian` (10³ ulps of a state of size 1)
+MIN_RELATIVE_STEP = 1e-12
+#: :func:`jacobian` divides its step by the curvature scale above this curvature only
+CURVATURE_FREE = 1e3
 
 
 def _flatten(state: State, batch: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
@@ -101,6 +110,9 @@ class Linearization:
         error: (n,) estimated absolute error (difference of consecutive estimates).
         converged: (n,) False where no step level reached the convergence tolerance
             (``J`` is then the best estimate, at the smallest step).
+        below_resolution: (n,) True where the requested first step was below the
+            resolution of floats at z̄ (about 10⁻¹³·|z̄|), so that steps as small as the
+            map needed could not be taken.
     """
 
     J: np.ndarray
@@ -108,6 +120,7 @@ class Linearization:
     one_sided: np.ndarray
     error: np.ndarray
     converged: np.ndarray
+    below_resolution: np.ndarray | None = None
 
     @property
     def scheme(self) -> str:
@@ -326,7 +339,8 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                 "step-size effect)"
                 + (f"; {opt.outside_hypotheses}" if opt.outside_hypotheses else ""))
     step = np.where(converged, steps[np.arange(n), np.maximum(accepted, 0)], steps[:, -1])
-    return Linearization(J=J, step=step, one_sided=one_sided, error=err, converged=converged)
+    return Linearization(J=J, step=step, one_sided=one_sided, error=err, converged=converged,
+                         below_resolution=base < floor)
 
 
 def batched_jacobians(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
@@ -340,8 +354,32 @@ def batched_jacobians(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                                  check_differentiable=check_differentiable).J
 
 
-def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float = FD_STEP) -> np.ndarray:
+def curvature_scale(f: TestFunction, x_bar: np.ndarray) -> float:
+    """L ≥ 1: max(1, ‖∇²f(x̄)v‖/‖v‖) over two fixed directions v (one hvp call).
+
+    A map's response to a step h in x is about L·h in its gradient: at curvatures of
+    10¹¹⁷ (Adam at α = 10⁻¹²⁰, whose filter reaches that far) a step of 10⁻⁶ puts the
+    gradient at 10¹¹¹, far outside the region where an adaptive preconditioner is linear.
+    Returns 1 when f cannot say (hvp raises or is not finite).
+    """
+    d = x_bar.shape[-1]
+    V = np.stack([np.ones(d), np.cos(np.arange(1, d + 1) * 2.399963)])
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    try:
+        with np.errstate(all="ignore"):
+            HV = np.asarray(f.hvp(np.repeat(x_bar.reshape(1, d), 2, axis=0), V), dtype=float)
+        L = float(np.max(np.linalg.norm(HV, axis=1)))
+    except Exception:  # noqa: BLE001 -- a function without a usable hvp: no rescaling
+        return 1.0
+    return L if math.isfinite(L) and L > 1.0 else 1.0
+
+
+def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = None
+             ) -> np.ndarray:
     """Jacobian of the lifted map at z̄ = init(x̄), as an (m, m) matrix (m = state size).
+
+    ``h``: the first relative finite-difference step (default FD_STEP), divided by the
+    curvature scale of f at x̄ (:func:`curvature_scale`), as derive divides by |λ|.
 
     Example:
         >>> from dynverify.optimizers import gradient_descent
@@ -350,13 +388,35 @@ def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float = FD_STEP)
         0.8
     """
     X = as_batch(x_bar, f.dim, "x_bar")[:1]
+    scale = curvature_scale(f, X[0])
+    # the step is relative to z̄ alone up to curvature CURVATURE_FREE (the claims' usual
+    # range, whose finite differences are calibrated: benchmarks/linearization_error.py),
+    # and shrinks with the curvature beyond it
+    want = (FD_STEP if h is None else h) / max(1.0, scale / CURVATURE_FREE)
+    # below MIN_RELATIVE_STEP a step is lost in the rounding of z̄ (|z̄| ≈ 1): take the
+    # smallest step floats resolve, which is exact for a map linear there (gradient
+    # descent at any α), and refuse to guess for one that is not (Adam at α = 10⁻¹²⁰)
+    h_eff = max(want, MIN_RELATIVE_STEP)
     state = lifted_state(opt, X)
     Z, shapes = _flatten(state, 1)
     oracle = GuardedOracle(f)
-    return batched_jacobians(opt, lambda rows: oracle, Z, shapes, h=h)[0]
+    lin = batched_linearization(opt, lambda rows: oracle, Z, shapes, h=h_eff)
+    clamped = want < h_eff or bool(lin.below_resolution is not None
+                                   and lin.below_resolution[0])
+    if clamped and not lin.converged[0]:
+        raise UnresolvedLinearizationError(
+            f"optimizer {opt!r} on {f!r}: the map is not linear at any step that floats "
+            f"resolve at x̄ (a relative step of {want:.2g} was needed at curvature scale "
+            f"{scale:.3g}): its linearization at x̄ cannot be measured in double precision")
+    if not np.all(np.isfinite(lin.J[0])):
+        raise UnresolvedLinearizationError(
+            f"optimizer {opt!r} on {f!r}: the map's values next to x̄ overflow (non-finite "
+            "finite differences): its linearization at x̄ cannot be measured in double "
+            "precision")
+    return lin.J[0]
 
 
-def spectral_radius(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float = FD_STEP
+def spectral_radius(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = None
                     ) -> float:
     """ρ(Jac G(z̄)), the largest eigenvalue modulus of the linearized map."""
     return float(np.max(np.abs(np.linalg.eigvals(jacobian(opt, f, x_bar, h=h)))))

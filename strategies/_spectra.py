@@ -463,7 +463,14 @@ def _refine(rho: Any, bracket: tuple[float, float], q: float) -> float:
     def f(x: float) -> float:
         return float(rho(np.array([x]))[0]) - q
 
-    return float(brentq(f, a, b, xtol=1e-15 * max(1.0, abs(a)), rtol=4 * np.finfo(float).eps))
+    try:
+        return float(brentq(f, a, b, xtol=1e-15 * max(1.0, abs(a)),
+                            rtol=4 * np.finfo(float).eps))
+    except (ValueError, RuntimeError) as exc:
+        # ρ₁ evaluated alone at the cell's ends disagrees with its values on the grid
+        # (finite differences at the edge of float resolution): no level crossing to use
+        raise InvalidArgument(f"ρ₁ − {q:.6g} does not change sign reproducibly on "
+                              f"[{a:.6g}, {b:.6g}] ({exc})") from exc
 
 
 @st.composite

@@ -176,3 +176,43 @@ def test_comparison_still_catches_a_wrong_declaration():
     # and a spurious isolated point where ρ₁ > 1
     spurious = Region([*opt.region.intervals, (-5.0, -5.0)])
     assert not compare_filters(spurious, d, filter_function=dv.filter_function(opt)).agree
+
+
+# -- whole claims at step sizes whose steps are below the rounding of x -----------------
+
+@pytest.mark.parametrize("name, hp", [
+    # the filter reaches 3.8e117: Adam's preconditioner is linear only within 1e-121 of
+    # x̄, far below the rounding of x̄ = 1 (was a false claim 1 counterexample)
+    ("adam", {"lr": 1e-120, "beta1": 0.9, "beta2": 0.5, "eps": 1e-8}),
+    # every step rounds to zero: each start is a fixed point of the float map (was a
+    # false claim 4 "non-critical fixed point", and a bare scipy ValueError in claim 3)
+    ("adam", {"lr": 1e-300, "beta1": 0.9, "beta2": 0.5, "eps": 1e-8}),
+    ("heavy_ball", {"lr": 1e-300, "momentum": 0.5}),
+])
+def test_no_false_alarm_below_float_resolution(name, hp) -> None:  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    from dynverify import check_optimizer
+    from dynverify.check import ClaimStatus
+
+    res = check_optimizer(name, profile="dev", hyperparameters=st.fixed_dictionaries(
+        {k: st.just(v) for k, v in hp.items()}))
+    for cr in res.results:
+        assert cr.status not in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR), (
+            cr.claim, cr.counterexample and cr.counterexample["verdict"]["evidence"].get(
+                "key_fact"), cr.error)
+    reasons = set().union(*(cr.reasons for cr in res.results))
+    assert any(r.startswith("below-float-resolution") for r in reasons), reasons
+
+
+def test_gradient_descent_is_still_verified_at_tiny_steps() -> None:
+    # a map linear at every scale: the smallest resolvable step measures it exactly
+    from hypothesis import strategies as st
+
+    from dynverify import check_optimizer
+    from dynverify.check import ClaimStatus
+
+    res = check_optimizer("gradient_descent", profile="dev",
+                          claims=["filter_agrees", "stable_converges"],
+                          hyperparameters=st.fixed_dictionaries({"lr": st.just(1e-300)}))
+    assert all(cr.status is ClaimStatus.VERIFIED for cr in res.results), res.results
