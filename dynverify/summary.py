@@ -44,6 +44,17 @@ def _decided(r: Any) -> str:
         if n else "—"
 
 
+def _status(r: Any) -> str:
+    """The status; a "verified" claim some of whose cases were outside the theorem's
+    hypotheses says how many (normalized SAM: only its ρ = 0 cases, plain gradient
+    descent, were judged)."""
+    text = r.status.value
+    outside = (r.reasons or {}).get("outside-hypotheses", 0)
+    if text == "verified" and outside:
+        text += f" ({outside} outside hyp.)"
+    return text
+
+
 #: the summary table's columns, in order
 COLUMNS: list[Column] = [
     Column("optimizer", lambda r: r.optimizer),
@@ -54,7 +65,7 @@ COLUMNS: list[Column] = [
     Column("inconclusive", lambda r: r.counts.get("inconclusive", 0)),
     Column("decided", _decided),
     Column("closest |r-1|", _closest),
-    Column("status", lambda r: r.status.value),
+    Column("status", _status),
 ]
 
 #: tabulate formats that are Markdown tables (a literal "|" in a cell must be escaped)

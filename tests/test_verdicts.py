@@ -267,3 +267,16 @@ def test_unstable_claim_does_not_report_a_start_on_the_stable_manifold() -> None
     v = unstable_no_convergence(case)
     assert v.outcome is not Outcome.COUNTEREXAMPLE, v
 
+
+
+def test_verified_status_cell_says_how_many_cases_were_outside_the_hypotheses() -> None:
+    # normalized SAM: its ρ = 0 cases (gradient descent) verify, the others are measured
+    # outside the hypotheses; the table must not read as if SAM itself were verified
+    from dynverify.summary import row
+
+    res = ClaimResult("sam", "filter_agrees", counts=Counter({"pass": 21, "inconclusive": 19}),
+                      reasons=Counter({"outside-hypotheses": 19}))
+    assert res.status is ClaimStatus.VERIFIED
+    assert row(res)[-1] == "verified (19 outside hyp.)"
+    plain = ClaimResult("gd", "filter_agrees", counts=Counter({"pass": 40}))
+    assert row(plain)[-1] == "verified"
