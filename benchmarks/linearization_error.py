@@ -25,7 +25,7 @@ from dynverify.linearize import spectral_radius
 from dynverify.registry import resolve
 
 BUILTINS = ["gradient_descent", "heavy_ball", "nesterov", "usam", "two_step_usam",
-            "hessian_usam", "penalty_sam"]
+            "hessian_usam", "penalty_sam", "rmsprop", "adam"]
 
 
 def errors(name: str, h: float, examples: int) -> np.ndarray:

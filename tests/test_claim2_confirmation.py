@@ -88,3 +88,29 @@ def test_convergence_unconfirmable_within_max_steps_is_inconclusive():
     assert v.outcome is Outcome.INCONCLUSIVE and v.reason.startswith("budget-exhausted"), v
     assert all(c["horizon_capped"] for c in v.evidence["confirmation"])
     assert unstable_no_convergence(case).outcome is Outcome.COUNTEREXAMPLE
+
+
+def test_runs_absorbed_by_the_rounding_of_a_nonzero_x_bar_are_no_counterexample() -> None:
+    # deep false alarm (seed 1): Adam with β₁ = 0 (RMSprop with ε = 1) at λ = 2.006 > 2√ε/α,
+    # r = 1.006. Its v first grows and damps the oscillation below ulp(1)/2, then decays;
+    # at x̄ = 1 the iterate lands bitwise on x̄ (∇f = 0 holds it), at x̄ = 0 the same run
+    # shrinks to ~1e-19 and grows back (checked below), so no run truly converges
+    from dynverify.optimizers import adam
+
+    opt = adam(1.0, 0.0, 0.875, 1.0)
+    offsets = np.array([[8.49414049164e-05], [-1.461050662168e-04], [1.274771178315e-04],
+                        [4.278906516e-07]])
+    for x_bar in (1.0, 0.0):
+        f = PlantedFunction([2.006], x_star=[x_bar], mu=1.0)
+        case = Case(opt, f, x_bar + offsets, x_star=np.array([x_bar]), spectrum=(2.006,),
+                    region=opt.region)
+        v = unstable_no_convergence(case)
+        assert v.outcome is not Outcome.COUNTEREXAMPLE, (x_bar, v)
+    # in exact-enough arithmetic (x̄ = 0) the first run comes back out
+    f0 = PlantedFunction([2.006], mu=1.0)
+    z = opt.init(offsets[:1])
+    smallest = np.inf
+    for _ in range(20000):
+        z = opt.step(z, f0)
+        smallest = min(smallest, float(abs(z[0][0, 0])))
+    assert smallest < 1e-16 < abs(float(z[0][0, 0]))
