@@ -1067,7 +1067,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.blas_threads > 0 and argv is None:
         _pin_blas_threads(args.blas_threads)
-    names = _csv(args.optimizers) if args.optimizers else list(BUILTINS)
+    # the engine sections cover the maps written out by hand for autograd, JAX and numpy
+    names = _csv(args.optimizers) if args.optimizers else list(HYPERPARAMETERS)
     unknown = set(names) - set(BUILTINS)
     if unknown:
         raise SystemExit(f"unknown optimizers {sorted(unknown)}; known: {', '.join(BUILTINS)}")
