@@ -114,3 +114,18 @@ def test_runs_absorbed_by_the_rounding_of_a_nonzero_x_bar_are_no_counterexample(
         z = opt.step(z, f0)
         smallest = min(smallest, float(abs(z[0][0, 0])))
     assert smallest < 1e-16 < abs(float(z[0][0, 0]))
+
+
+def test_rounding_absorption_in_one_coordinate_is_no_counterexample() -> None:
+    # deep false alarm (seed 3): RMSprop(α = 1, β₂ = 0.875, ε = 1), λ = (2.0775, 0.5) at
+    # x̄ = (1, 0), r = 1.0775. The unstable coordinate lands bitwise on x̄₁ = 1 while the
+    # stable one keeps shrinking (final distance ~1e-77, not 0)
+    opt = rmsprop(1.0, 0.875, 1.0)
+    lams = (2.077459666924148, 0.5)
+    f = PlantedFunction(lams, x_star=[1.0, 0.0], mu=1.0)
+    X0 = np.array([[1.0064051659225153, -0.0067299139474467085],
+                   [1.0072616352710584, 0.001189443237414241],
+                   [0.9954624608980941, 0.003062993299439816]])
+    v = unstable_no_convergence(Case(opt, f, X0, x_star=np.array([1.0, 0.0]), spectrum=lams,
+                                     region=opt.region))
+    assert v.outcome is not Outcome.COUNTEREXAMPLE, v
