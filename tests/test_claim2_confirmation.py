@@ -129,3 +129,17 @@ def test_rounding_absorption_in_one_coordinate_is_no_counterexample() -> None:
     v = unstable_no_convergence(Case(opt, f, X0, x_star=np.array([1.0, 0.0]), spectrum=lams,
                                      region=opt.region))
     assert v.outcome is not Outcome.COUNTEREXAMPLE, v
+
+
+def test_a_float_periodic_orbit_a_few_ulps_from_x_bar_is_no_counterexample() -> None:
+    # deep false alarm (seed 2): RMSprop(α = 2, β₂ = 0.8125, ε = 1) at λ = 1.003, x̄ = 1,
+    # r = 1.006. Two runs settle ±30 ulps from x̄: growing by 0.6 % a step, a 30-ulp
+    # oscillation gains less than half an ulp and rounding holds it there for ever
+    opt = rmsprop(2.0, 0.8125, 1.0)
+    f = PlantedFunction([1.003], x_star=[1.0], mu=1.0)
+    X0 = np.array([[1.0006795312393317], [0.9988311594702652], [1.0010198169426519],
+                   [1.0000034231252126], [0.9989282446542656], [1.0000419819691317],
+                   [1.0009120693080373], [1.0002195695257532]])
+    v = unstable_no_convergence(Case(opt, f, X0, x_star=np.array([1.0]), spectrum=(1.003,),
+                                     region=opt.region))
+    assert v.outcome is not Outcome.COUNTEREXAMPLE, v
