@@ -571,6 +571,14 @@ def _excited_radii(case: Case) -> np.ndarray:
     return np.max(np.where(excited, np.abs(w)[:, None], 0.0), axis=0)
 
 
+def _unit_directions(at: np.ndarray, n: int) -> np.ndarray:
+    """n random unit vectors in the space of ``at``'s last axis, seeded by a stable hash
+    of ``at`` (the same point gets the same directions in every process)."""
+    rng = np.random.default_rng(stable_seed(np.asarray(at).tobytes()))
+    U = rng.standard_normal((n, np.asarray(at).shape[-1]))
+    return U / np.linalg.norm(U, axis=1, keepdims=True)
+
+
 def _robustly_converges(case: Case, rows: np.ndarray, radius: float, settings: Settings,
                         budget: int, escape: float, r: float) -> bool:
     """Do most starts moved by 10 % of the ball radius from the converging ones converge?
@@ -581,9 +589,7 @@ def _robustly_converges(case: Case, rows: np.ndarray, radius: float, settings: S
     """
     assert case.x_star is not None
     X = case.X0[rows]
-    rng = np.random.default_rng(stable_seed(X.tobytes()))
-    U = rng.standard_normal((4 * X.shape[0], X.shape[1]))
-    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    U = _unit_directions(X, 4 * X.shape[0])
     starts = np.repeat(X, 4, axis=0) + 0.1 * radius * U
     res = run(case.optimizer, case.function, starts, target=case.x_star, tol=settings.tol,
               target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
@@ -959,9 +965,7 @@ def _stalled_by_rounding(opt: Optimizer, f: TestFunction, x: np.ndarray, n: int 
     starts. A real fixed point of the map is isolated (or a manifold): starts off it move.
     """
     x = np.asarray(x, dtype=float)
-    rng = np.random.default_rng(stable_seed(x.tobytes()))
-    U = rng.standard_normal((n, x.size))
-    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    U = _unit_directions(x, n)
     X = x[None, :] + 1e-6 * (1.0 + float(np.linalg.norm(x))) * U
     try:
         with np.errstate(all="ignore"):
@@ -981,9 +985,7 @@ def _attracts(opt: Optimizer, f: TestFunction, x: np.ndarray, settings: Settings
     """
     x = np.asarray(x, dtype=float)
     # a stable hash: the same limit gets the same directions in every process
-    rng = np.random.default_rng(stable_seed(x.tobytes()))
-    U = rng.standard_normal((n, x.size))
-    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    U = _unit_directions(x, n)
     delta = 1e-4 * (1.0 + float(np.linalg.norm(x)))
     res = run(opt, f, x + delta * U, target=x, tol=settings.tol,
               target_tol=10 * delta, max_steps=settings.free_steps,

@@ -59,19 +59,13 @@ LRS = [10.0 ** k for k in range(-140, 301, 20)] + [108.0, 3.7e5, 2.5e-7]
 
 
 @pytest.mark.parametrize("eps", [1e-8, 1.0, 1e30])
-def test_adam_full_lr_range(eps):
-    cases = [lr for lr in LRS if in_range(adam_top(lr, eps))]
+@pytest.mark.parametrize("factory, top", [(adam, adam_top), (rmsprop, rmsprop_top)],
+                         ids=["adam", "rmsprop"])
+def test_adaptive_full_lr_range(factory, top, eps):
+    cases = [lr for lr in LRS if in_range(top(lr, eps))]
     assert len(cases) >= 12
     for lr in cases:
-        assert_filter(adam(lr=lr, eps=eps), adam_top(lr, eps))
-
-
-@pytest.mark.parametrize("eps", [1e-8, 1.0, 1e30])
-def test_rmsprop_full_lr_range(eps):
-    cases = [lr for lr in LRS if in_range(rmsprop_top(lr, eps))]
-    assert len(cases) >= 12
-    for lr in cases:
-        assert_filter(rmsprop(lr=lr, eps=eps), rmsprop_top(lr, eps))
+        assert_filter(factory(lr=lr, eps=eps), top(lr, eps))
 
 
 def test_tiny_eps_at_ordinary_and_huge_lr():
