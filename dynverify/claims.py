@@ -571,6 +571,44 @@ def _excited_radii(case: Case) -> np.ndarray:
     return np.max(np.where(excited, np.abs(w)[:, None], 0.0), axis=0)
 
 
+def _absorbed_by_rounding(case: Case, X: np.ndarray, r: float, rows: np.ndarray
+                          ) -> np.ndarray:
+    """The rows whose converged positions X leave an unstable mode of x̄ within rounding.
+
+    Near x̄ ≠ 0 floats are spaced ulp(x̄ᵢ) apart: once the component of x − x̄ along an
+    unstable mode is below that spacing, rounding can remove it, whereas in exact
+    arithmetic it would grow back (Adam/RMSprop with β₁ = 0 at r = 1.006–1.08: the large
+    v first contracts the run below 1e-16, then decays; at x̄ = 0 the same run shrinks
+    to 1e-19 and grows out again). "Within rounding" is k = 4 + 2/(r − 1) times the
+    rounding the mode receives per step, Σᵢ|wᵢ|·ulp(z̄ᵢ) (w its left eigenvector): a
+    mode growing by r gains less than half of that per step below k/4 of it, and
+    rounding can hold it there for ever (a float period-2 orbit 30 ulps from x̄ = 1).
+    The buffers of the lifted state are taken as init's (they decay to it at a limit).
+    Only rows whose start excites an unstable mode count: a run whose unstable modes
+    were never excited (an init on the stable manifold) converges in exact arithmetic
+    too, and that is a real counterexample.
+    """
+    assert case.x_star is not None
+    if not rows.size:
+        return rows
+    opt = case.optimizer
+    zb = _flatten(lifted_state(opt, case.x_star[None, :]), 1)[0][0]
+    noise = np.spacing(np.abs(zb)) * (zb != 0.0)
+    if not noise.any():
+        return rows[:0]  # x̄ = 0 (and buffers 0): floats resolve every small displacement
+    vals, W = np.linalg.eig(jacobian(opt, case.function, case.x_star).T)
+    W = W[:, np.abs(vals) > 1.0]
+    if not W.shape[1]:
+        return rows[:0]
+    Z = _flatten(lifted_state(opt, X), X.shape[0])[0]
+    coeff = np.abs((Z - zb) @ W)  # (rows, unstable modes)
+    floor = np.abs(W).T @ noise  # rounding per step, per mode
+    k = 4.0 + 2.0 / max(r - 1.0, 1e-12)
+    held = np.any((floor > 0) & (coeff <= k * floor), axis=1)
+    excites = _excited_radii(case)[rows] > 1.0
+    return rows[held & excites]
+
+
 def _unit_directions(at: np.ndarray, n: int) -> np.ndarray:
     """n random unit vectors in the space of ``at``'s last axis, seeded by a stable hash
     of ``at`` (the same point gets the same directions in every process)."""
@@ -630,26 +668,7 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
                   target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
         ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
         rows = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
-        # A run that reaches x̄ ≠ 0 to within rounding in some coordinate may have been
-        # absorbed by rounding: once |xᵢ − x̄ᵢ| < ulp(x̄ᵢ)/2 that coordinate *is* x̄ᵢ and
-        # the mode it carried is gone, whereas in exact arithmetic an unstable mode would
-        # grow back (Adam/RMSprop with β₁ = 0 at r = 1.006–1.08: the large v first
-        # contracts the run below 1e-16, then decays). Such a run is no evidence.
-        # (Only where the start excites an unstable mode: a run whose unstable modes were
-        # never excited, an init on the stable manifold, converges in exact arithmetic too,
-        # and that is a real counterexample.)
-        # "Within rounding" is within k ulps of x̄ᵢ with k = 4 + 2/(r − 1): a mode that grows
-        # by a factor r per step gains less than half an ulp per step below 1/(2(r − 1))
-        # ulps, so rounding can hold it there for ever (a float period-2 orbit of RMSprop
-        # at ±30 ulps of x̄ = 1, r = 1.006)
-        xs = np.asarray(case.x_star, dtype=float)
-        ulps = 4.0 + 2.0 / max(r - 1.0, 1e-12)
-        at_rounding = ((np.abs(res.x[rows] - xs) <= ulps * np.spacing(np.abs(xs)))
-                       & (xs != 0.0))
-        absorbed = rows[:0]
-        if rows.size and at_rounding.any():
-            excites_unstable = _excited_radii(local)[rows] > 1.0
-            absorbed = rows[np.any(at_rounding, axis=1) & excites_unstable]
+        absorbed = _absorbed_by_rounding(local, res.x[rows], r, rows)
         if absorbed.size:
             ev["absorbed_by_rounding"] = int(absorbed.size)
             rows = np.setdiff1d(rows, absorbed)

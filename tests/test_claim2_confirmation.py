@@ -143,3 +143,27 @@ def test_a_float_periodic_orbit_a_few_ulps_from_x_bar_is_no_counterexample() -> 
     v = unstable_no_convergence(Case(opt, f, X0, x_star=np.array([1.0]), spectrum=(1.003,),
                                      region=opt.region))
     assert v.outcome is not Outcome.COUNTEREXAMPLE, v
+
+
+def test_rounding_absorption_along_a_rotated_unstable_mode_is_no_counterexample() -> None:
+    # deep false alarm (seed 777): the same RMSprop at r = 1.006, but with the unstable
+    # eigenvector rotated by 1 rad and x̄ = (0, 1, 0); the final distance (1e-12) is the
+    # slow stable mode, while the unstable component sits within rounding of x̄₂ = 1
+    opt = rmsprop(1.0, 0.875, 1.0)
+    Q = np.array([[math.cos(1.0), -math.sin(1.0), 0.0], [math.sin(1.0), math.cos(1.0), 0.0],
+                  [0.0, 0.0, 1.0]])
+    lams = (2.006, 0.125, 1.0)
+    f = PlantedFunction(lams, x_star=[0.0, 1.0, 0.0], rotation=Q, mu=1.0)
+    X0 = np.array([
+        [0.00020075531033683557, 0.9997890662038417, 0.0010225723522825786],
+        [0.0001455234724493215, 0.9992568886538665, 0.0005016254456052006],
+        [0.0009260186826729784, 1.0006725572358197, -0.0004997484305665904],
+        [-0.0011136711947927142, 0.9994514690707722, 3.637013741957353e-05],
+        [-0.0009681673800957996, 0.9999088928394553, -0.000518810482335251],
+        [-0.0008212968710299544, 0.9993895696745464, -0.00035475612433586405],
+        [0.00040271253800947345, 1.0010199272595643, -0.00012574995235372207],
+        [0.0007992829728393297, 0.9996109088990668, 0.00020560814091421712],
+    ])
+    v = unstable_no_convergence(Case(opt, f, X0, x_star=np.array([0.0, 1.0, 0.0]),
+                                     spectrum=lams, region=opt.region))
+    assert v.outcome is not Outcome.COUNTEREXAMPLE, v
