@@ -13,7 +13,7 @@ import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -410,6 +410,32 @@ def _local_case(case: Case, ev: dict[str, Any], r: float | None = None) -> Case:
     return replace(case, X0=X0) if moved else case
 
 
+def _zoomed(settings: Settings, radius: float) -> Settings:
+    """``settings`` for runs from a ball of this radius (claims 2 and 3).
+
+    The claims are local: a ball smaller than 10·target_tol (Adam with ε ≈ 1 is linear to
+    within a tenth of |r − 1| only within about 1e-6 of x̄, its |∇f|/ε term being
+    first order) is judged as a larger one is, with tol and target_tol scaled by
+    radius/(10·target_tol), so "converged to x̄" still means "within a tenth of the ball
+    radius of x̄". Idempotent: zooming zoomed settings for the same ball changes nothing.
+    """
+    s = radius / (10.0 * settings.target_tol)
+    if not s < 1.0:
+        return settings
+    return replace(settings, tol=settings.tol * s, target_tol=settings.target_tol * s)
+
+
+#: claims 2 and 3 need a ball of at least this radius × (1 + ‖x̄‖): the zoomed tol is
+#: then ≥ 1e-12·(1 + ‖x̄‖), thousands of ulps of x̄, so that steps can fall below it
+MIN_BALL_RELATIVE = 1e-7
+
+
+def _min_ball(case: Case) -> float:
+    """The smallest start ball claims 2 and 3 judge at x̄ (see MIN_BALL_RELATIVE)."""
+    x = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
+    return MIN_BALL_RELATIVE * (1.0 + float(np.linalg.norm(x)))
+
+
 def _escape(case: Case, settings: Settings, radius: float) -> float:
     x = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
     return settings.escape_factor * (1.0 + float(np.linalg.norm(x)) + radius)
@@ -657,15 +683,21 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
                             settings, **ev)
         local = _local_case(case, ev, r)
         radius = _ball_radius(local)
+        if radius < _min_ball(local):
+            return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: the map is "
+                            "linear only in a ball too small to resolve", settings, **ev)
+        zs = _zoomed(settings, radius)
+        if zs is not settings:
+            ev["tolerances_zoomed"] = {"tol": zs.tol, "target_tol": zs.target_tol}
         # escape_factor ball radii from x̄ a run is far outside the linear region (the
         # ball was shrunk by the transient growth of the map, so a stable x̄ would have
         # kept it inside); coming back to x̄ would mean landing on its stable manifold, a
         # null set. Runs stop there instead of growing to escape_factor·(1 + ‖x̄‖).
         escape = min(_escape(local, settings, radius), settings.escape_factor * radius)
-        budget = step_budget(r, start=settings.tol, finish=escape,
+        budget = step_budget(r, start=zs.tol, finish=escape,
                              factor=settings.budget_factor, maximum=settings.max_steps)
-        res = run(local.optimizer, local.function, local.X0, target=case.x_star, tol=settings.tol,
-                  target_tol=settings.target_tol, max_steps=budget, escape_radius=escape)
+        res = run(local.optimizer, local.function, local.X0, target=case.x_star, tol=zs.tol,
+                  target_tol=zs.target_tol, max_steps=budget, escape_radius=escape)
         ev.update(budget=budget, escape_radius=escape, observed=_run_summary(res))
         rows = np.flatnonzero(res.status == Status.CONVERGED_TARGET)
         absorbed = _absorbed_by_rounding(local, res.x[rows], r, rows)
@@ -676,13 +708,13 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         if rows.size:
             # a run near an unstable x̄ can look converged (its steps below tol while a
             # stable mode decays): it counts only if it stays there for its escape time
-            kinds, details = _confirm_convergence(local, settings, r, res, rows)
+            kinds, details = _confirm_convergence(local, zs, r, res, rows)
             ev["confirmation"] = details
         staying = np.zeros(len(res), dtype=bool)
         staying[rows[[k == "stays" for k in kinds]]] = True
         n_target = int(staying.sum())
-        if n_target and not _robustly_converges(local, staying, radius, settings, budget,
-                                                escape, r):
+        if n_target and not _robustly_converges(local, staying, radius, zs, budget, escape,
+                                                r):
             ev["unconfirmed_convergence"] = n_target
             return _verdict(name, Outcome.INCONCLUSIVE, "convergence-not-robust", settings,
                             **ev)
@@ -700,7 +732,7 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
                             settings, **ev)
         bad = _noncritical_fixed_points(local.optimizer, local.function,
                                         res.x[res.status == Status.CONVERGED_ELSEWHERE],
-                                        settings)
+                                        zs)
         if bad:
             ev["noncritical_limits"] = bad[:5]
             return _verdict(name, Outcome.COUNTEREXAMPLE, "non-critical fixed point", settings,
@@ -797,11 +829,17 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
                             settings, **ev)
         local = _local_case(case, ev, r)
         radius = _ball_radius(local)
-        budget = step_budget(r, start=radius, finish=settings.tol,
+        if radius < _min_ball(local):
+            return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: the map is "
+                            "linear only in a ball too small to resolve", settings, **ev)
+        zs = _zoomed(settings, radius)
+        if zs is not settings:
+            ev["tolerances_zoomed"] = {"tol": zs.tol, "target_tol": zs.target_tol}
+        budget = step_budget(r, start=radius, finish=zs.tol,
                              factor=settings.budget_factor, minimum=100,
                              maximum=settings.max_steps)
         res = run(local.optimizer, local.function, local.X0, target=local.x_star,
-                  tol=settings.tol, target_tol=settings.target_tol, max_steps=budget,
+                  tol=zs.tol, target_tol=zs.target_tol, max_steps=budget,
                   escape_radius=_escape(local, settings, radius))
         ev.update(budget=budget, observed=_run_summary(res))
         counts = res.counts()
@@ -814,7 +852,7 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
                     f"r = {r:.6g} < 1 (predicted: all converge)")
             nonc = _noncritical_fixed_points(
                 local.optimizer, local.function,
-                res.x[res.status == Status.CONVERGED_ELSEWHERE], settings)
+                res.x[res.status == Status.CONVERGED_ELSEWHERE], zs)
             if nonc:
                 ev["noncritical_limits"] = nonc[:5]
                 fact = nonc[0]["fact"]

@@ -96,3 +96,63 @@ def test_stable_adam_converges_at_the_rate_of_the_excited_modes():
     v = CLAIMS["stable_converges"](case)
     assert v.outcome is Outcome.PASS, v
     assert v.evidence["spectral_radius"] == pytest.approx(0.9, rel=1e-6)
+
+
+# Adam with ε ≈ 1 is linear to within a tenth of |r − 1| only within ~1e-6 of x̄ (its
+# |∇f|/ε term is first order): such balls are judged with tolerances zoomed to them.
+ADAM_SMALL_BALL = dict(lr=0.648194179836283, beta1=0.25865655456473896, beta2=0.0,
+                       eps=0.8791)
+
+
+def _small_ball_case(lam, claim):
+    from dynverify.check import _local_radius
+    from dynverify.planted import PlantedFunction
+
+    opt = adam(**ADAM_SMALL_BALL)
+    f = PlantedFunction(spectrum=(lam,), x_star=np.array([0.5721549876515368]), mu=1.0)
+    radius = _local_radius(f, opt, claim)
+    X0 = f.x_star + radius * np.linspace(-1.0, 1.0, 8)[:, None]
+    return Case(opt, f, X0, x_star=np.asarray(f.x_star), spectrum=(lam,),
+                region=opt.region), radius
+
+
+def test_zoomed_tolerances_scale_with_the_ball_and_are_idempotent():
+    from dynverify.claims import DEFAULT_SETTINGS as S
+    from dynverify.claims import _zoomed
+
+    assert _zoomed(S, 1e-3) is S and _zoomed(S, 10 * S.target_tol) is S
+    z = _zoomed(S, 1e-8)  # 1e-3 of the unzoomed ball 10·target_tol = 1e-5
+    assert z.tol == pytest.approx(1e-13) and z.target_tol == pytest.approx(1e-9)
+    assert _zoomed(z, 1e-8) == z
+
+
+@pytest.mark.parametrize("lam, claim", [(4.8846, "stable_converges"),
+                                        (4.95, "unstable_no_convergence")])
+def test_adam_with_a_tiny_linear_ball_is_judged(lam, claim):
+    # hand filter: 2(1 + β₁)√ε/((1 − β₁)α) = 4.9141…; 4.8846 is inside, 4.95 outside
+    hi = adam_hand(ADAM_SMALL_BALL["lr"], ADAM_SMALL_BALL["beta1"], 0.0, ADAM_SMALL_BALL["eps"])
+    assert (lam < hi) == (claim == "stable_converges")
+    case, radius = _small_ball_case(lam, claim)
+    assert 1e-7 < radius < 1e-5  # below the old floor 10·target_tol: no case, before
+    v = CLAIMS[claim](case)
+    assert v.outcome is Outcome.PASS, v
+    zoomed = v.evidence["tolerances_zoomed"]
+    assert zoomed["target_tol"] == pytest.approx(radius / 10, rel=1e-6)
+    # r by hand: the (x, m) block [[1 − aκ, −aβ₁], [κ, β₁]], a = α/√ε, κ = (1 − β₁)λ
+    b1 = ADAM_SMALL_BALL["beta1"]
+    a, k = ADAM_SMALL_BALL["lr"] / math.sqrt(ADAM_SMALL_BALL["eps"]), (1 - b1) * lam
+    rho = max(abs(np.linalg.eigvals([[1 - a * k, -a * b1], [k, b1]])))
+    assert v.evidence["spectral_radius"] == pytest.approx(rho, rel=1e-6)
+
+
+@pytest.mark.parametrize("claim", ["stable_converges", "unstable_no_convergence"])
+def test_a_ball_below_float_resolution_is_no_evidence(claim):
+    from dynverify.planted import PlantedFunction
+
+    lam = 1.0 if claim == "stable_converges" else 25.0
+    opt = adam(**ADAM_SMALL_BALL)
+    f = PlantedFunction(spectrum=(lam,), x_star=np.array([3.0]), mu=1.0)
+    X0 = f.x_star + 1e-8 * np.linspace(-1.0, 1.0, 8)[:, None]  # < 1e-7·(1 + ‖x̄‖)
+    v = CLAIMS[claim](Case(opt, f, X0, x_star=np.asarray(f.x_star), spectrum=(lam,),
+                           region=opt.region))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason.startswith("below-float-resolution")
