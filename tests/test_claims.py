@@ -228,3 +228,42 @@ def test_a_violating_limit_must_attract_perturbed_runs_to_count():
     opt, f = gradient_descent(lr=0.1), Product(1.0)
     assert _attracts(opt, f, np.array([1.0, 1.0]), DEFAULT_SETTINGS)      # a minimum
     assert not _attracts(opt, f, np.array([0.0, 0.0]), DEFAULT_SETTINGS)  # the saddle (eig ±1)
+
+
+def _heavy_ball_on_its_rounding_floor():
+    """heavy_ball(α = 1.2537, β = 0.6913) at x̄ = −10, λ = 2.6966 (r = 0.994, found by
+    ``dynverify check heavy_ball --profile deep --seed 1``): every run ends 2.7e-13 from
+    x̄, where each step rounds by ε‖x̄‖ and the slow mode sums that to a floor; steps
+    stay below tol but never contract, so the engine's convergence test never fires."""
+    import json
+    from pathlib import Path
+
+    from dynverify.functions import from_spec
+
+    path = Path(__file__).parent / "data" / "deep_seed1_heavy_ball_rounding_floor.json"
+    d = json.loads(path.read_text())
+    opt, f = heavy_ball(**d["hp"]), from_spec(d["f"])
+    case = Case(opt, f, np.array(d["X0"]), x_star=np.asarray(f.x_star),
+                spectrum=tuple(f.spectrum), region=opt.region)
+    a, b, lam = d["hp"]["lr"], d["hp"]["momentum"], d["f"]["spectrum"][0]
+    r = max(abs(np.roots([1.0, -(1 + b - a * lam), b])))  # heavy ball's rate, by hand
+    return case, r
+
+
+def test_stable_runs_stalled_on_the_rounding_floor_at_x_star_converged():
+    case, r = _heavy_ball_on_its_rounding_floor()
+    v = stable_converges(case)
+    assert v.outcome is Outcome.PASS, v
+    assert v.evidence["stalled_at_rounding"] == 8
+    assert v.evidence["observed"]["counts"]["undecided"] == 8
+    # the rate fitted before the floor is the hand rate (the floor itself gives 1.0)
+    assert v.evidence["rate_median_with_stalled"] == pytest.approx(r, abs=1e-4)
+    assert v.evidence["spectral_radius"] == pytest.approx(r, rel=1e-6)
+
+
+def test_runs_undecided_far_above_the_rounding_floor_stay_budget_exhausted():
+    from dataclasses import replace
+
+    case, _ = _heavy_ball_on_its_rounding_floor()
+    v = stable_converges(case, replace(Settings(), max_steps=1500))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "budget-exhausted", v
