@@ -668,6 +668,11 @@ def _robustly_converges(case: Case, rows: np.ndarray, radius: float, settings: S
     return bool(np.mean(ok) >= 0.5)
 
 
+#: claim 2: an undecided run that has been this many ball radii from x̄ is not converging
+#: to it (the ball is where the linearization governs)
+LEFT_BALL_FACTOR = 10.0
+
+
 def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 2: r ≥ 1 + δ ⇒ no initial point near x̄ converges to x̄."""
     name = "unstable_no_convergence"
@@ -739,7 +744,19 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
                             key_fact=bad[0]["fact"], **ev)
         stuck = (res.status == Status.UNDECIDED) & (res.distance <= radius)
         if stuck.any():
-            return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings, **ev)
+            # an undecided run back inside the ball may be circling x̄ on a cycle that
+            # nonlinear terms made (Adam's adaptive step bounds the growth): once it has
+            # been LEFT_BALL_FACTOR ball radii away it left the region the linearization
+            # governs, and reaching x̄ again would mean landing on its stable manifold
+            rows = np.flatnonzero(stuck)
+            far = LEFT_BALL_FACTOR * radius
+            worst = _stay_distance(local.optimizer, local.function, local.X0[rows],
+                                   case.x_star, np.zeros(rows.size, dtype=int),
+                                   res.steps[rows], far)
+            if not np.all(worst > far):
+                return _verdict(name, Outcome.INCONCLUSIVE, "budget-exhausted", settings,
+                                **ev)
+            ev["undecided_after_leaving_the_ball"] = int(rows.size)
         return _verdict(name, Outcome.PASS, "no run converged to x̄", settings, **ev)
 
     return _guard(name, settings, body)

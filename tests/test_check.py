@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,53 @@ def test_claim1_is_not_steered_by_hypothesis_target(monkeypatch) -> None:  # typ
     check_optimizer("gradient_descent", claims=["stable_converges"], profile="dev",
                     reports=None)
     assert calls and set(calls) == {"-|r-1|"}
+
+
+def test_linear_radius_counts_every_position_even_one_no_other_depends_on() -> None:
+    """Gradient descent on f with x₁, x₂ coupled and x₃ alone (its Jacobian column has no
+    off-diagonal entry) and a cubic term along x₃ only: the ball is the largest
+    radius·2⁻ᵏ at which the second difference of G(x) = x − α∇f(x), by hand from ∇f,
+    is within 0.1·|1 − r|/growth of t = radius·growth (growth = 1: J symmetric, r < 1)."""
+    from dynverify.check import _linear_radius
+    from dynverify.optimizers import gradient_descent
+    from dynverify.planted import PlantedFunction, Term
+
+    c, s = math.cos(0.7), math.sin(0.7)
+    Q = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    f = PlantedFunction(spectrum=(1.0, 2.0, 3.0), rotation=Q, x_star=np.zeros(3),
+                        terms=[Term("cube", 5.0, (0.0, 0.0, 1.0))], mu=0.0)
+    alpha = 0.1
+    opt = gradient_descent(lr=alpha)
+    r = max(abs(1 - alpha * lam) for lam in (1.0, 2.0, 3.0))
+    U = np.random.default_rng(0).standard_normal((8, 3))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    radius = 0.01
+    while True:
+        g = lambda X: -alpha * f.grad(X)  # noqa: E731 -- G minus its linear-free part x
+        second = g(radius * U) - 2 * g(0.5 * radius * U) + g(np.zeros((8, 3)))
+        if 2 * np.max(np.linalg.norm(second, axis=1)) / radius <= 0.1 * (1 - r):
+            break
+        radius /= 2
+    assert radius < 0.01  # the cubic term along x₃ shrinks the ball
+    assert _linear_radius(opt, f, np.zeros(3), 0.01, 1 - r) == radius
+
+
+def test_adams_second_moment_does_not_shrink_its_ball() -> None:
+    """Adam's v⁺ = β₂v + (1 − β₂)∇f² is quadratic in x, but x⁺ depends on v only through
+    m·δv (∂x⁺/∂v ∝ m = 0 at x̄): the ball is set by the (x, m) rows. Counting v's row made
+    it 1.2e-9 here (found under ci): below the resolution floor, "no such case"."""
+    from dynverify.check import _linear_radius, _transient_growth
+    from dynverify.linearize import jacobian, spectral_radius
+    from dynverify.optimizers import adam
+    from dynverify.planted import PlantedFunction
+
+    opt = adam(lr=1.913, beta1=0.9498, beta2=0.5805, eps=0.5)
+    f = PlantedFunction(spectrum=(28.707,), x_star=np.zeros(1), mu=0.0)
+    r = spectral_radius(opt, f, np.zeros(1))
+    assert r < 1
+    got = _linear_radius(opt, f, np.zeros(1), 0.01, 1 - r)
+    # by hand, with v's row left out: a quadratic f makes ∇f linear, so the (x, m) rows
+    # are nonlinear only through 1/√(v⁺ + ε), v⁺ = (1 − β₂)λ²u², at second order:
+    # x⁺ ∋ −α m⁺/√ε·(1 − v⁺/(2ε)); the ball is where that is ≤ 0.1·|1 − r|/growth
+    growth = _transient_growth(jacobian(opt, f, np.zeros(1))[None])
+    assert got > 1e-6 and got * growth * 28.707 * math.sqrt(1 - 0.5805) < math.sqrt(0.5)

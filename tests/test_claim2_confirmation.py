@@ -167,3 +167,37 @@ def test_rounding_absorption_along_a_rotated_unstable_mode_is_no_counterexample(
     v = unstable_no_convergence(Case(opt, f, X0, x_star=np.array([0.0, 1.0, 0.0]),
                                      spectrum=lams, region=opt.region))
     assert v.outcome is not Outcome.COUNTEREXAMPLE, v
+
+
+def _adam_cycle_case():
+    """adam(α = 0.385, β₁ = 0.0099, β₂ = 1/3, ε = 6.1e-5) at an x̄ with r = 1.1156 (found
+    by ``dynverify check adam --profile deep --seed 3 --claim unstable_no_convergence``):
+    runs leave the ball and circle x̄ on a cycle its adaptive step makes, passing back
+    within the ball radius. They never converge, and never escape."""
+    import json
+    from pathlib import Path
+
+    from dynverify.functions import from_spec
+    from dynverify.optimizers import adam
+
+    d = json.loads((Path(__file__).parent / "data" / "deep_seed3_adam_unstable_cycle.json")
+                   .read_text())
+    opt, f = adam(**d["hp"]), from_spec(d["f"])
+    return Case(opt, f, np.array(d["X0"]), x_star=np.asarray(f.x_star),
+                spectrum=tuple(f.spectrum), region=opt.region)
+
+
+def test_runs_circling_an_unstable_x_star_after_leaving_the_ball_did_not_converge():
+    v = unstable_no_convergence(_adam_cycle_case())
+    assert v.outcome is Outcome.PASS, v
+    assert v.evidence["spectral_radius"] > 1.1
+    assert v.evidence["observed"]["counts"]["undecided"] >= 1
+    assert v.evidence["undecided_after_leaving_the_ball"] >= 1
+
+
+def test_runs_undecided_without_leaving_the_ball_stay_budget_exhausted():
+    from dataclasses import replace
+
+    # 5 steps: r⁵ ≈ 1.7, the runs are still near the ball, never 10 ball radii out
+    v = unstable_no_convergence(_adam_cycle_case(), replace(Settings(), max_steps=5))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "budget-exhausted", v
