@@ -116,7 +116,7 @@ def test_weight_decay_claims_hold_at_a_planted_point_at_zero(lr, mom, wd, data):
     planted point sits at 0; there the filter is the momentum filter shifted by −wd."""
     from framework_optimizers import torch_sgd_weight_decay
 
-    import strategies as S
+    from dynverify import strategies as S
 
     opt = torch_sgd_weight_decay(lr, mom, wd)
     hand = (-wd, 2 * (1 + mom) / lr - wd)
