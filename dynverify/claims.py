@@ -968,6 +968,21 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
 
 # -- claim 4 ---------------------------------------------------------------------------
 
+#: claim 4: when no free run has converged and some are still going, new runs start
+#: where those ended, with this many times the free_steps budget
+FREE_EXTENSION = 3
+
+
+def _merged(res: RunResult, rows: np.ndarray, more: RunResult) -> RunResult:
+    """``res`` with its rows ``rows`` replaced by the rows of ``more`` (in order)."""
+    arrays = {}
+    for name in ("status", "steps", "x", "distance", "step_norm", "rate"):
+        a = getattr(res, name).copy()
+        a[rows] = getattr(more, name)
+        arrays[name] = a
+    return RunResult(**arrays, settings=res.settings)
+
+
 def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 4: every run that converges to some x∞ satisfies the filter there.
 
@@ -988,6 +1003,17 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
         res = run(opt, f, case.X0, target=None, tol=settings.tol,
                   max_steps=settings.free_steps, escape_radius=escape)
         ev: dict[str, Any] = dict(region_str=str(region), observed=_run_summary(res))
+        slow = res.status == Status.UNDECIDED
+        if not np.any(res.status == Status.CONVERGED_ELSEWHERE) and slow.any():
+            # no limit yet, some runs still going: small steps (α = 1e-3, or an adaptive
+            # method's sign-like steps far from a minimum) need longer. New runs start
+            # where those ended (a fresh init there: claim 4 holds for every run) with
+            # FREE_EXTENSION × the budget; only such cases pay for it
+            rows = np.flatnonzero(slow)
+            more = run(opt, f, res.x[rows], target=None, tol=settings.tol,
+                       max_steps=FREE_EXTENSION * settings.free_steps, escape_radius=escape)
+            res = _merged(res, rows, more)
+            ev.update(extended_runs=int(rows.size), observed=_run_summary(res))
         conv = np.flatnonzero(res.status == Status.CONVERGED_ELSEWHERE)
         if conv.size == 0:
             return _verdict(name, Outcome.INCONCLUSIVE, "no run converged", settings, **ev)
@@ -1118,13 +1144,14 @@ def _attracts(opt: Optimizer, f: TestFunction, x: np.ndarray, settings: Settings
     """Do runs started at x + δu (δ = 1e-4·(1 + ‖x‖), random unit u) converge back near x?
 
     "Near" is within 10δ: on a manifold of minima the run lands on a neighbouring point.
+    The budget is that of a free run and its extension (a slow method reached x so).
     """
     x = np.asarray(x, dtype=float)
     # a stable hash: the same limit gets the same directions in every process
     U = _unit_directions(x, n)
     delta = 1e-4 * (1.0 + float(np.linalg.norm(x)))
     res = run(opt, f, x + delta * U, target=x, tol=settings.tol,
-              target_tol=10 * delta, max_steps=settings.free_steps,
+              target_tol=10 * delta, max_steps=(1 + FREE_EXTENSION) * settings.free_steps,
               escape_radius=1e3 * (1.0 + float(np.linalg.norm(x))))
     return bool(np.all(res.status == Status.CONVERGED_TARGET))
 

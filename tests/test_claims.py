@@ -267,3 +267,24 @@ def test_runs_undecided_far_above_the_rounding_floor_stay_budget_exhausted():
     case, _ = _heavy_ball_on_its_rounding_floor()
     v = stable_converges(case, replace(Settings(), max_steps=1500))
     assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "budget-exhausted", v
+
+
+@pytest.mark.parametrize("declared, outcome", [(None, Outcome.PASS),
+                                               (Region([(3.0, 400.0)]), Outcome.COUNTEREXAMPLE)])
+def test_slow_free_runs_get_a_longer_budget_and_are_judged(declared, outcome):
+    """GD with α = 5e-3 on ½(x₁² + 2x₂²) contracts at 1 − 5e-3: from |x| ≈ 2 to tol 1e-10
+    takes ~4,700 steps, more than free_steps = 2000. The runs continue from where they
+    ended (FREE_EXTENSION × 2000 more steps) and converge to 0, whose eigenvalues 1, 2 lie
+    in GD's filter [0, 400]; declared [3, 400], that limit is a counterexample."""
+    from dataclasses import replace
+
+    from dynverify.claims import FREE_EXTENSION
+
+    assert FREE_EXTENSION * Settings().free_steps > 5000
+    opt = gradient_descent(lr=5e-3)
+    if declared is not None:
+        opt = replace(opt, region=declared)
+    X0 = RNG.uniform(-2, 2, (6, 2))
+    v = convergence_filters(Case(opt, Quadratic.diagonal([1.0, 2.0]), X0))
+    assert v.outcome is outcome, v
+    assert v.evidence["extended_runs"] == 6
