@@ -436,6 +436,22 @@ def _min_ball(case: Case) -> float:
     return MIN_BALL_RELATIVE * (1.0 + float(np.linalg.norm(x)))
 
 
+def _local_ball(name: str, case: Case, ev: dict[str, Any], r: float, settings: Settings
+                ) -> tuple[Case, float, Settings, Verdict | None]:
+    """Claims 2 and 3: (local case, ball radius, settings zoomed to the ball, verdict);
+    the verdict is an inconclusive one when the ball is below float resolution."""
+    local = _local_case(case, ev, r)
+    radius = _ball_radius(local)
+    if radius < _min_ball(local):
+        return local, radius, settings, _verdict(
+            name, Outcome.INCONCLUSIVE, "below-float-resolution: the map is linear only in "
+            "a ball too small to resolve", settings, **ev)
+    zs = _zoomed(settings, radius)
+    if zs is not settings:
+        ev["tolerances_zoomed"] = {"tol": zs.tol, "target_tol": zs.target_tol}
+    return local, radius, zs, None
+
+
 def _escape(case: Case, settings: Settings, radius: float) -> float:
     x = case.x_star if case.x_star is not None else np.zeros(case.function.dim)
     return settings.escape_factor * (1.0 + float(np.linalg.norm(x)) + radius)
@@ -686,14 +702,9 @@ def unstable_no_convergence(case: Case, settings: Settings = DEFAULT_SETTINGS) -
         if r < 1.0 + settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r < 1 + δ",
                             settings, **ev)
-        local = _local_case(case, ev, r)
-        radius = _ball_radius(local)
-        if radius < _min_ball(local):
-            return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: the map is "
-                            "linear only in a ball too small to resolve", settings, **ev)
-        zs = _zoomed(settings, radius)
-        if zs is not settings:
-            ev["tolerances_zoomed"] = {"tol": zs.tol, "target_tol": zs.target_tol}
+        local, radius, zs, tiny = _local_ball(name, case, ev, r, settings)
+        if tiny is not None:
+            return tiny
         # escape_factor ball radii from x̄ a run is far outside the linear region (the
         # ball was shrunk by the transient growth of the map, so a stable x̄ would have
         # kept it inside); coming back to x̄ would mean landing on its stable manifold, a
@@ -898,14 +909,9 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
         if r > 1.0 - settings.boundary_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "premise-not-met: r > 1 − δ",
                             settings, **ev)
-        local = _local_case(case, ev, r)
-        radius = _ball_radius(local)
-        if radius < _min_ball(local):
-            return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: the map is "
-                            "linear only in a ball too small to resolve", settings, **ev)
-        zs = _zoomed(settings, radius)
-        if zs is not settings:
-            ev["tolerances_zoomed"] = {"tol": zs.tol, "target_tol": zs.target_tol}
+        local, radius, zs, tiny = _local_ball(name, case, ev, r, settings)
+        if tiny is not None:
+            return tiny
         budget = step_budget(r, start=radius, finish=zs.tol,
                              factor=settings.budget_factor, minimum=100,
                              maximum=settings.max_steps)
