@@ -558,6 +558,14 @@ def case_record(reg: Registration, claim: str, case: Case, verdict: Verdict) -> 
             "boundary_distance": ev.get("boundary_distance"), "dim": case.function.dim}
 
 
+def no_case_record(reg: Registration, claim: str, verdict: Verdict) -> dict[str, Any]:
+    """The JSON line of a draw for which no case exists (reason "no-such-case")."""
+    return {"optimizer": {"name": reg.name, "source": reg.source}, "claim": claim,
+            "outcome": verdict.outcome.value, "reason": verdict.reason,
+            "spectral_radius": None, "spectrum": None, "region": None,
+            "boundary_distance": None, "dim": None}
+
+
 def counterexample_record(reg: Registration, claim: str, case: Case, verdict: Verdict,
                           blob: str | None) -> dict[str, Any]:
     """Everything needed to rebuild and re-run the case, plus the verdict."""
@@ -660,8 +668,12 @@ class ClaimRunner:
                 self.result.reasons[verdict.reason] += 1
             else:
                 self.result.closest = min(self.result.closest, closeness)
-            if self.writer is not None and case is not None:
-                self.writer.case(case_record(self.reg, self.claim, case, verdict))
+            if self.writer is not None:
+                # a draw with no such case is recorded too, so that `dynverify report`
+                # counts what `check` counted
+                self.writer.case(case_record(self.reg, self.claim, case, verdict)
+                                 if case is not None else
+                                 no_case_record(self.reg, self.claim, verdict))
             if self.on_case is not None:
                 self.on_case(verdict)
         return verdict

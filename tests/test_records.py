@@ -271,3 +271,27 @@ def test_two_workers_in_one_run_directory_do_not_interleave(tmp_path):
     assert sum("-gw0-" in nm for nm in names) == sum("-gw1-" in nm for nm in names) == 2
     assert json.loads((run / "meta.json").read_text())["run_id"] == "run"
 
+
+
+def test_report_counts_draws_with_no_such_case_as_check_does(tmp_path, capsys):
+    """Adam with ε = 1e-14 is linear only within ~ε/λ of x̄, below float resolution: every
+    draw of claims 2–3 is "no such case". `dynverify report` must count them as `check`
+    did (they were missing from the records, inflating the report's decided fraction)."""
+    from hypothesis import strategies as st
+
+    import dynverify
+    from dynverify.cli import claim_results, main
+    from dynverify.records import read_runs
+
+    hp = st.fixed_dictionaries({"lr": st.just(0.1), "beta1": st.just(0.5),
+                                "beta2": st.just(0.5), "eps": st.just(1e-14)})
+    res = dynverify.check_optimizer("adam", hyperparameters=hp, profile="dev",
+                                    claims=["stable_converges"], reports=tmp_path)
+    (cr,) = res.results
+    assert cr.reasons["no-such-case"] == 20 and cr.counts["inconclusive"] == 20
+    (run,) = tmp_path.iterdir()
+    (rr,) = claim_results(read_runs([run]))
+    assert dict(rr.counts) == dict(cr.counts) and dict(rr.reasons) == dict(cr.reasons)
+    capsys.readouterr()
+    main(["report", str(run)])
+    assert "adam/stable_converges: no-such-case (20)" in capsys.readouterr().out
