@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dynverify.derive import compare_filters, derive, derive_region, filter_function
-from dynverify.engine import RATE_HISTORY, RunResult, Status, run, step_budget
+from dynverify.engine import RATE_HISTORY, RunResult, Status, run, step_budget, window_rate
 from dynverify.errors import (
     FunctionError,
     NotDifferentiableError,
@@ -878,18 +878,13 @@ def _rates_above_rounding(case: Case, res: RunResult, r: float, settings: Settin
             z = new
     level = np.median(hist[-w:], axis=0)
     rates = res.rate.copy()
-    steps = np.arange(w + 1, dtype=float)
-    steps -= steps.mean()
     for j, row in enumerate(und):
         near = np.flatnonzero(hist[:, j] <= 100.0 * level[j])
         end = int(near[0]) if near.size else 0
-        if end < 2 * w or not level[j] > 0:  # no clean stretch above the floor
-            return res.rate, None
-        with np.errstate(divide="ignore"):
-            logs = np.log(hist[end - w:end + 1, j])
-        if not np.all(np.isfinite(logs)):
-            return res.rate, None
-        rates[row] = float(np.exp(steps @ (logs - logs.mean()) / (steps @ steps)))
+        window = hist[end - w:end + 1, j:j + 1]
+        if end < 2 * w or not level[j] > 0 or not np.all(window > 0):
+            return res.rate, None  # no clean stretch above the floor
+        rates[row] = float(window_rate(window)[0])
     stalled = np.zeros(len(res), dtype=bool)
     stalled[und] = True
     return rates, stalled
@@ -979,16 +974,6 @@ def stable_converges(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdi
 FREE_EXTENSION = 3
 
 
-def _merged(res: RunResult, rows: np.ndarray, more: RunResult) -> RunResult:
-    """``res`` with its rows ``rows`` replaced by the rows of ``more`` (in order)."""
-    arrays = {}
-    for name in ("status", "steps", "x", "distance", "step_norm", "rate"):
-        a = getattr(res, name).copy()
-        a[rows] = getattr(more, name)
-        arrays[name] = a
-    return RunResult(**arrays, settings=res.settings)
-
-
 def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     """Claim 4: every run that converges to some x∞ satisfies the filter there.
 
@@ -1018,7 +1003,7 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
             rows = np.flatnonzero(slow)
             more = run(opt, f, res.x[rows], target=None, tol=settings.tol,
                        max_steps=FREE_EXTENSION * settings.free_steps, escape_radius=escape)
-            res = _merged(res, rows, more)
+            res = res.with_rows(rows, more)
             ev.update(extended_runs=int(rows.size), observed=_run_summary(res))
         conv = np.flatnonzero(res.status == Status.CONVERGED_ELSEWHERE)
         if conv.size == 0:

@@ -66,6 +66,15 @@ class RunResult:
     def where(self, status: Status) -> np.ndarray:
         return np.flatnonzero(self.status == status)
 
+    def with_rows(self, rows: np.ndarray, other: RunResult) -> RunResult:
+        """This result with its rows ``rows`` replaced by the rows of ``other``, in order."""
+        arrays = {}
+        for name in ("status", "steps", "x", "distance", "step_norm", "rate"):
+            a = getattr(self, name).copy()
+            a[rows] = getattr(other, name)
+            arrays[name] = a
+        return RunResult(**arrays, settings=self.settings)
+
     def __len__(self) -> int:
         return int(self.status.size)
 
@@ -165,13 +174,19 @@ def _fitted_rate(hist: np.ndarray, t: int) -> np.ndarray:
     if w < 1:
         return np.full(hist.shape[1], np.nan)
     H = hist.shape[0]
-    idx = np.arange(t - w, t + 1) % H
+    return window_rate(hist[np.arange(t - w, t + 1) % H])
+
+
+def window_rate(window: np.ndarray) -> np.ndarray:
+    """exp of the least-squares slope of log‖Δz‖ over the rows of ``window`` (w + 1, n),
+    one rate per column; a zero step norm in a column means exact convergence (rate 0)."""
+    w = window.shape[0] - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(hist[idx])  # (w + 1, n)
+        logs = np.log(window)  # (w + 1, n)
     steps = np.arange(w + 1, dtype=float)
     steps -= steps.mean()
     good = np.all(np.isfinite(logs), axis=0)
-    slope = np.full(hist.shape[1], -np.inf)  # a zero step norm means exact convergence
+    slope = np.full(window.shape[1], -np.inf)  # a zero step norm means exact convergence
     if good.any():
         centred = logs[:, good] - logs[:, good].mean(axis=0)
         slope[good] = steps @ centred / (steps @ steps)
