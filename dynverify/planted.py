@@ -222,6 +222,8 @@ class PlantedFunction(TestFunction):
         T = rel * float(nonzero.min())
         if B == 0.0:
             r = T / A
+        elif A == 0.0:  # √(T/B) as a quotient of roots: 4BT underflows for |λ| ~ 1e-300
+            r = math.sqrt(T) / math.sqrt(B)
         else:  # positive root of B r² + A r − T, written without cancellation
             r = 2.0 * T / (A + math.sqrt(A * A + 4.0 * B * T))
         return r if A == 0.0 else min(r, 1.0)

@@ -267,3 +267,11 @@ def test_catalogue_derivatives_match_the_power_formulas_to_a_few_ulps(name):
     d1, d2 = power_forms[name]
     for got, want in ((PHIS[name].d1(t), d1), (PHIS[name].d2(t), d2)):
         np.testing.assert_allclose(got, want, rtol=4 * np.finfo(float).eps, atol=0)
+
+
+@pytest.mark.parametrize("lam", [1e-200, 1e-305, 5e-324])
+def test_quadratic_radius_of_a_pure_quartic_at_tiny_curvature(lam):
+    """With no terms, ‖∇f − Hu‖ = 4μ‖u‖³ ≤ rel·λ‖u‖ ⇔ ‖u‖ ≤ √(rel·λ/(4μ)); the product
+    4μ·rel·λ underflows to 0 at these λ (it raised ZeroDivisionError from case drawing)."""
+    f = PlantedFunction(spectrum=(lam,), x_star=np.zeros(1), mu=1.0)
+    assert f.quadratic_radius() == pytest.approx(math.sqrt(0.01 * lam / 4.0), rel=1e-12)
