@@ -323,7 +323,8 @@ def _natural_scale(opt: Optimizer) -> tuple[float, float, np.ndarray | None]:
         d = np.max(np.abs(c[:-1] - c0), axis=1).reshape(2, -1)
         return np.nanmax(np.where(np.isfinite(d), d, np.inf), axis=0), c0
 
-    coarse = np.arange(-300.0, 301.0, 20.0)
+    # up to the largest decade of floats: at α = 5e-324 only λ ~ 1e308 moves 1 − αλ
+    coarse = np.append(np.arange(-300.0, 301.0, 20.0), 308.0)
     dc, c0 = change(coarse, None)
     dmax = float(np.max(dc[np.isfinite(dc)], initial=0.0))
     if dmax == 0.0:
@@ -658,6 +659,20 @@ def _stability_bound(sv: _Solver, degree: int, scales: list[float]) -> float | N
         raise FloatingPointError("no characteristic coefficient bounds the filter at the "
                                  "scales where it is resolved")
     return min(bounds) * 1.01 + 1e-12 * scales[0]
+
+
+def _with_zero(pts: np.ndarray, floor: float) -> np.ndarray:
+    """Sorted candidates with λ = 0 added unless one lies within 1e-3·floor of it.
+
+    A zero at 0 can sit below float resolution at every scale (two-step USAM at
+    ρ = 1e200: 1 − J ~ 1e-27 at λ ~ 1e-142, so I − J is 0 in floats and no factor shows
+    it); an extra candidate only splits a gap. A candidate already there (heavy ball's
+    −9e-17, the zero at 0 to rounding) is that zero: a second one would put a gap of
+    width 1e-16 between them, classified by a midpoint where ρ₁ = 1 to rounding.
+    """
+    if pts.size and float(np.min(np.abs(pts))) <= 1e-3 * floor:
+        return pts
+    return np.unique(np.concatenate([pts, [0.0]]))
 
 
 def _merge_split_double_zeros(cands: np.ndarray, rho1: Callable[[np.ndarray], np.ndarray],
@@ -1000,6 +1015,12 @@ def _derive_polynomial(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> D
             return Derivation(region, "constant", False, (-top, top), (degree, 0),
                               sv.differences, (*sv.notes, f"ρ₁ = {r0!r} for every λ seen: "
                                                "the side of 1 is not resolved"))
+        if sv.unit:  # heavy ball at α = 5e-324: 1 − αλ is 1 for every float λ it saw
+            return Derivation(region, "constant", False, (-top, top), (degree, 0),
+                              sv.differences, (*sv.notes, "Jac G does not move with λ in "
+                                               "floats, so a deflated unit eigenvalue may be "
+                                               "a λ-dependent one below resolution: the "
+                                               "filter is not resolved"))
         return Derivation(region, "constant", True, (-math.inf, math.inf), (degree, 0),
                           sv.differences, tuple(sv.notes))
     notes = list(sv.notes)
@@ -1023,7 +1044,7 @@ def _derive_polynomial(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> D
         cands.append(z[np.abs(z) > prev * (1 + 1e-6)] if prev else z)
         prev = f.scale
     pts = _merge_split_double_zeros(np.concatenate(cands), sv.rho, cand_scales[0].scale)
-    pts = np.unique(np.concatenate([[-L, L], pts]))
+    pts = _with_zero(np.unique(np.concatenate([[-L, L], pts])), cand_scales[0].scale)
     form = _Form("poly", degree, L)
 
     def refine(t0: float, w: float) -> float | None:
@@ -1064,7 +1085,7 @@ def _derive_rational(sv: _Solver, s0: float, fs: list[_Form], tols: dict) -> Der
     pole_pts = np.unique(np.concatenate(poles))
     allc = np.concatenate([*cands, pole_pts])
     pts = _merge_split_double_zeros(allc, sv.rho, inner[0].scale)
-    pts = np.unique(np.concatenate([pts, pole_pts]))
+    pts = _with_zero(np.unique(np.concatenate([pts, pole_pts])), inner[0].scale)
     R = min(S / _T_MIN, _BIG)
 
     def refine(t0: float, w: float) -> float | None:
@@ -1154,7 +1175,8 @@ def compare_filters(declared: Region, derivation: Derivation, *, rtol: float = 1
         res = np.zeros_like(E)
         for _ in range(2):  # the slope is measured over a span the noise cannot fake
             try:
-                r = rho1(np.concatenate([E - d, E + d]).tolist())
+                big = np.finfo(float).max  # E ± d stays a float at E ~ 1e308
+                r = rho1(np.clip(np.concatenate([E - d, E + d]), -big, big).tolist())
             except (OptimizerError, NotDifferentiableError):
                 break
             slope = np.abs(r[E.size:] - r[:E.size]) / (2 * d)

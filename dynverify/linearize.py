@@ -94,6 +94,14 @@ LEVELS = 9
 CONVERGENCE_TOL = 1e-8
 #: one-sided slopes (forward vs backward) may differ by this at the accepted level
 KINK_TOL = 1e-3
+#: differences that never met CONVERGENCE_TOL are still used when consecutive estimates
+#: agree to this (relative to 1 + |J|; derive accepts the same): rounding at |z̄| ≈ 5
+#: stops a C² term's O(h) error at about 1e-7, far inside any claim's margin
+UNSETTLED_TOL = 1e-3
+#: the rounding bounds of Jac G's entries may move ρ(Jac G) by this (relative) at most
+ROUNDING_SHIFT_TOL = 1e-2
+#: a retry after unsettled differences starts at this fraction of f's quadratic radius
+QUADRATIC_FRACTION = 1e-3
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,11 @@ class Linearization:
         below_resolution: (n,) True where the requested first step was below the
             resolution of floats at z̄ (about 10⁻¹³·|z̄|), so that steps as small as the
             map needed could not be taken.
+        rounding: (n, m, m) bound on the rounding in each entry of J (8 ulps of the
+            perturbed outputs over the step). Central differences of a term even in the
+            step cancel exactly, so an entry may be right although its bound is huge;
+            whether the bound matters is a question for the eigenvalues
+            (:func:`jacobian` asks it).
     """
 
     J: np.ndarray
@@ -121,6 +134,7 @@ class Linearization:
     error: np.ndarray
     converged: np.ndarray
     below_resolution: np.ndarray | None = None
+    rounding: np.ndarray | None = None
 
     @property
     def scheme(self) -> str:
@@ -163,9 +177,22 @@ def _relative_change(Dj: np.ndarray, Dn: np.ndarray, est: np.ndarray,
     entries, which alone decide the eigenvalues. For a balanced J this is the usual
     tolerance relative to |J|.
     """
+    return np.max(np.maximum(np.abs(Dj - Dn) - noise, 0.0) / _entry_scale(est), axis=(1, 2))
+
+
+def _entry_scale(est: np.ndarray) -> np.ndarray:
+    """1 + min(row max, column max) of |est| per entry: the size each entry is judged by."""
     A = np.abs(est)
-    scale = 1.0 + np.minimum(A.max(axis=2)[:, :, None], A.max(axis=1)[:, None, :])
-    return np.max(np.maximum(np.abs(Dj - Dn) - noise, 0.0) / scale, axis=(1, 2))
+    return 1.0 + np.minimum(A.max(axis=2)[:, :, None], A.max(axis=1)[:, None, :])
+
+
+_TINY = float(np.finfo(float).smallest_subnormal)
+
+
+def _step_floor(zmax: Any) -> Any:
+    """The smallest step that moves z̄ at |z̄| = zmax (rounding), or that is not lost in
+    underflow at z̄ = 0."""
+    return np.maximum(1e-13 * zmax, 1e-280)
 
 
 def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
@@ -199,7 +226,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     # rounding of G(z̄ ± h) bounds the step below by about 1e-13·|z̄|; at z̄ = 0 nothing
     # does (but underflow): a map on λx²/2 at |λ| = 1e16 takes h = 1e-19 and still needs
     # its levels (the gradient λh must get below RMSprop's √ε)
-    floor = np.maximum(1e-13 * zmax, 1e-280)
+    floor = _step_floor(zmax)
     ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
     nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio)))))
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
@@ -221,7 +248,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     D = np.full((n, nlev, m, m), np.nan)  # D[k, j, i, c] = ∂G_i/∂z_c at level j
     fwd = np.full((n, nlev, m, m), np.nan)
     bwd = np.full((n, nlev, m, m), np.nan)
-    rnd = np.full((n, nlev, m), np.nan)  # rounding of each output / step
+    rnd = np.full((n, nlev, m, m), np.nan)  # rounding of each quotient [i, c]
     any_one_sided = bool(np.any(one_sided))
     zero_base = not np.any(Z)
     G0 = np.full((n, m), np.nan)
@@ -276,13 +303,19 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         # one-sided components have no backward slope: compare nothing there
         b = np.where(os_.transpose(0, 1, 3, 2), f, b)
         fwd[idx[:, None], np.array(levels)[None, :]] = f
-        # rounding of output i over the step (the same for every column, up to the step)
-        r = (np.max(np.abs(GA) + np.abs(GB), axis=2) + np.abs(g0[:, :, 0])) * (
-            np.finfo(float).eps / hs[:, :, None])
+        # rounding of output i of the states perturbed along c, over the step: per entry,
+        # because one column's outputs say nothing of another's (Adam at α = 1e200:
+        # ∂x⁺/∂m = 9e203 is linear, and its rounding 3e189 must not be taken for the
+        # rounding of the x column, whose quotients 4e189, 4e187, … are a quartic)
+        # (plus the subnormal spacing: an output of 1e-413 is 0, which is no measurement
+        # of an entry 3.8e-204 at a step 6e-210)
+        r = (((np.abs(GA) + np.abs(GB) + np.abs(g0)) * np.finfo(float).eps + 2 * _TINY)
+             / hs[:, :, None, None]).transpose(0, 1, 3, 2)
         rnd[idx[:, None], np.array(levels)[None, :]] = r
         bwd[idx[:, None], np.array(levels)[None, :]] = b
 
     J = np.full((n, m, m), np.nan)
+    rounding = np.full((n, m, m), np.inf)
     accepted = np.full(n, -1)
     err = np.full(n, np.inf)
     todo = np.arange(n)
@@ -297,18 +330,20 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
             for j in range(max(0, new_levels[0] - 1), done_levels - 1):
                 Dj, Dn = D[todo, j], D[todo, j + 1]
                 est = (r2 * Dn - Dj) / (r2 - 1.0)
-                size = 1.0 + np.max(np.abs(est), axis=(1, 2))
                 diff = np.max(np.abs(Dj - Dn), axis=(1, 2))
+                size = 1.0 + np.max(np.abs(est), axis=(1, 2))
                 kink = np.max(np.abs(fwd[todo, j + 1] - bwd[todo, j + 1]), axis=(1, 2))
-                noise = 8.0 * np.maximum(rnd[todo, j], rnd[todo, j + 1])[:, :, None]
+                noise = 8.0 * np.maximum(rnd[todo, j], rnd[todo, j + 1])
                 ok = (_relative_change(Dj, Dn, est, noise) <= CONVERGENCE_TOL) & (
                     kink <= KINK_TOL * size)
                 ok &= np.all(np.isfinite(est), axis=(1, 2))
                 better = ~ok & np.isfinite(diff) & (diff < err[todo])
                 J[todo[better]] = est[better]
                 err[todo[better]] = diff[better]
+                rounding[todo[better]] = noise[better]
                 acc = todo[ok]
                 J[acc], err[acc], accepted[acc] = est[ok], diff[ok], j
+                rounding[acc] = noise[ok]
                 todo = todo[~ok]
                 if not todo.size:
                     break
@@ -340,6 +375,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                 + (f"; {opt.outside_hypotheses}" if opt.outside_hypotheses else ""))
     step = np.where(converged, steps[np.arange(n), np.maximum(accepted, 0)], steps[:, -1])
     return Linearization(J=J, step=step, one_sided=one_sided, error=err, converged=converged,
+                         rounding=rounding,
                          below_resolution=base < floor)
 
 
@@ -374,6 +410,39 @@ def curvature_scale(f: TestFunction, x_bar: np.ndarray) -> float:
     return L if math.isfinite(L) and L > 1.0 else 1.0
 
 
+def _retry_inside_quadratic_region(opt: Optimizer, f: TestFunction, oracle: Any,
+                                   Z: np.ndarray, shapes: list[tuple[int, ...]],
+                                   lin: Linearization) -> tuple[Linearization, bool]:
+    """Differences that did not settle, redone from a step inside f's quadratic region.
+
+    The first step is relative to z̄ and to the curvature; a planted quartic μ‖u‖⁴ at a
+    tiny Hessian (λ ~ 1e-200 with α ~ 1e200, so that αλ ~ 1) dominates the gradient at
+    every such step, and no level settles. ``f.quadratic_radius()`` says where the
+    quadratic part rules; when it lies below the smallest step tried, start 10⁻³ of it.
+    Only differences that neither settled nor were found non-differentiable come here,
+    so a kink (a sign term) is still reported as one. Returns (linearization, clamped).
+    """
+    radius = getattr(f, "quadratic_radius", None)
+    if radius is None:
+        return lin, False
+    try:
+        q = float(radius())
+    except Exception:  # noqa: BLE001 -- a function that cannot say: nothing to retry
+        return lin, False
+    zscale = max(1.0, float(np.max(np.abs(Z)))) if Z.size else 1.0
+    h = QUADRATIC_FRACTION * q / zscale
+    if not (math.isfinite(h) and 0.0 < h < float(lin.step[0]) / zscale):
+        return lin, False
+    zmax = float(np.max(np.abs(Z))) if Z.size else 0.0
+    if h * zscale < _step_floor(zmax):
+        # z̄ + h rounds to z̄ (x̄ = 1 needs h ~ 1e-105): the steps the map needs are not
+        # floats; differencing anyway measures 0 for those components and "settles"
+        return lin, True
+    again = batched_linearization(opt, lambda rows: oracle, Z, shapes, h=h)
+    clamped = bool(again.below_resolution is not None and again.below_resolution[0])
+    return again, clamped
+
+
 def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = None
              ) -> np.ndarray:
     """Jacobian of the lifted map at z̄ = init(x̄), as an (m, m) matrix (m = state size).
@@ -403,17 +472,57 @@ def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = N
     lin = batched_linearization(opt, lambda rows: oracle, Z, shapes, h=h_eff)
     clamped = want < h_eff or bool(lin.below_resolution is not None
                                    and lin.below_resolution[0])
-    if clamped and not lin.converged[0]:
+    if not (lin.converged[0] and _rounding_shift(lin) <= ROUNDING_SHIFT_TOL) and not clamped:
+        lin, clamped = _retry_inside_quadratic_region(opt, f, oracle, Z, shapes, lin)
+    shift = _rounding_shift(lin)
+    if clamped and not (lin.converged[0] and shift <= ROUNDING_SHIFT_TOL):
         raise UnresolvedLinearizationError(
             f"optimizer {opt!r} on {f!r}: the map is not linear at any step that floats "
             f"resolve at x̄ (a relative step of {want:.2g} was needed at curvature scale "
             f"{scale:.3g}): its linearization at x̄ cannot be measured in double precision")
+    size = 1.0 + float(np.max(np.abs(lin.J[0]))) if np.all(np.isfinite(lin.J[0])) else 0.0
+    if not lin.converged[0] and not lin.error[0] <= UNSETTLED_TOL * size:
+        raise UnresolvedLinearizationError(
+            f"optimizer {opt!r} on {f!r}: the difference quotients at x̄ do not settle "
+            f"(consecutive estimates differ by {float(lin.error[0]):.3g} down to a step of "
+            f"{float(lin.step[0]):.3g}, and the map is not found non-differentiable): its "
+            "linearization at x̄ cannot be measured in double precision")
     if not np.all(np.isfinite(lin.J[0])):
         raise UnresolvedLinearizationError(
             f"optimizer {opt!r} on {f!r}: the map's values next to x̄ overflow (non-finite "
             "finite differences): its linearization at x̄ cannot be measured in double "
             "precision")
+    if not shift <= ROUNDING_SHIFT_TOL:
+        raise UnresolvedLinearizationError(
+            f"optimizer {opt!r} on {f!r}: the rounding of the map's outputs next to x̄ "
+            f"moves ρ(Jac G) by {shift:.3g} (the steps are lost in values far larger than "
+            "themselves): its linearization at x̄ cannot be measured in double precision")
     return lin.J[0]
+
+
+def _rounding_shift(lin: Linearization) -> float:
+    """How far the entries' rounding bounds can move ρ(J) (of base point 0), relative
+    to max(1, ρ(J)): the largest change over a few fixed sign patterns ±bound.
+
+    An entry whose bound is huge but that no eigenvalue depends on (an accumulator's
+    ∂v⁺/∂x, even in the step and exactly 0, that nothing feeds back) moves nothing; one
+    the spectrum hangs on (Adam at α = 1e200 on a cube term, whose ∂x⁺/∂x of size 3 is
+    lost in outputs of 3e187) moves it by orders of magnitude.
+    """
+    J = lin.J[0]
+    R = None if lin.rounding is None else lin.rounding[0]
+    if R is None or not np.all(np.isfinite(J)):
+        return 0.0
+    R = np.where(np.isfinite(R), R, 0.0)
+    with np.errstate(all="ignore"):
+        r0 = float(np.max(np.abs(np.linalg.eigvals(J))))
+        signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(4, *J.shape))
+        try:
+            rs = [float(np.max(np.abs(np.linalg.eigvals(J + S * R)))) for S in signs]
+        except np.linalg.LinAlgError:
+            return math.inf
+    shift = max(abs(r - r0) for r in rs) / max(1.0, r0)
+    return shift if math.isfinite(shift) else math.inf
 
 
 def spectral_radius(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = None

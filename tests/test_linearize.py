@@ -148,3 +148,32 @@ def test_jacobian_away_from_the_origin_uses_the_steps_actually_taken(name):
     want = closed_form_jacobian(name, H)
     J = dv.jacobian(build(name), Quadratic(H, x_bar), x_bar)
     np.testing.assert_allclose(J, want, rtol=0, atol=1e-8 * (1 + np.max(np.abs(want))))
+
+
+def test_jacobian_at_a_tiny_hessian_steps_inside_the_quartic_free_region():
+    # heavy ball at α = 1e200, β = 0 on (1.989e-200, 1.82e-202) + μ‖u‖⁴, μ = 1: αλ ~ 1,
+    # so by hand J = diag(1 − αλ) (and β = 0 leaves the momentum block 0). A relative
+    # step of 1e-6 sees α·4μh² = 4e188 from the quartic; the first steps never settle,
+    # and the old code returned J ≈ −8.9e156 and a false claim-1 counterexample
+    from dynverify.planted import PlantedFunction
+
+    lam = np.array([1.989e-200, 1.82e-202])
+    J = dv.jacobian(O.heavy_ball(lr=1e200, momentum=0.0), PlantedFunction(lam, mu=1.0),
+                    [0.0, 0.0])
+    got = np.sort(np.linalg.eigvals(J).real)
+    np.testing.assert_allclose(got, np.sort(np.r_[1.0 - 1e200 * lam, 0.0, 0.0]),
+                               atol=1e-9)
+
+
+def test_differences_that_never_settle_are_refused_not_guessed():
+    # x⁺ = x − 0.1·(x + 1e6·sign(x)|x|^1.5): C¹ at 0 with derivative 0.9, but its central
+    # quotient 0.9 − 1e5·√h changes by ~1e-2 even at h = 1e-14 (no level settles, no kink:
+    # both one-sided slopes agree). No estimate is within 1e-3, so the answer is "cannot
+    # measure", never the unsettled quotient
+    def step(state, f):
+        (x,) = state
+        return (x - 0.1 * (x + 1e6 * np.sign(x) * np.abs(x) ** 1.5),)
+
+    opt = Optimizer(name="root_term", hyperparameters={}, init=lambda X: (X,), step=step)
+    with pytest.raises(dv.errors.UnresolvedLinearizationError, match="do not settle"):
+        dv.jacobian(opt, Quadratic([[1.0]]), [0.0])
