@@ -13,14 +13,10 @@ from hypothesis.strategies import SearchStrategy
 from dynverify.landscapes import MatrixFactorization, Product, Wells
 from dynverify.planted import PlantedFunction, phis
 
-from ._spectra import _check_real, rotations, unit_vectors
+from ._spectra import _check_real, finite_floats, rotations, unit_vectors
 
 SMOOTHNESS = {"C2": 2, "C3": 3}
 LANDSCAPE_KINDS = ("product", "wells", "matrix_factorization")
-
-
-def _floats(lo: float, hi: float) -> SearchStrategy[float]:
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
 def _check_count(name: str, v: Any, lo: int) -> int:
@@ -63,18 +59,18 @@ def planted_functions(draw: Any, *, spectra: SearchStrategy[Any], smoothness: st
     if not lam or not all(math.isfinite(v) for v in lam):
         raise InvalidArgument(f"spectra drew {lam!r}: need a nonempty tuple of finite reals")
     d = len(lam)
-    x_star = [draw(_floats(-max_offset, max_offset)) for _ in range(d)]
+    x_star = [draw(finite_floats(-max_offset, max_offset)) for _ in range(d)]
     Q = draw(rotations(d))
     term = st.tuples(st.sampled_from(phis(SMOOTHNESS[smoothness])),
-                     _floats(-max_coefficient, max_coefficient), unit_vectors(d))
+                     finite_floats(-max_coefficient, max_coefficient), unit_vectors(d))
     terms = draw(st.lists(term, max_size=max_terms))
-    mu = draw(_floats(0.0, max_mu))
+    mu = draw(finite_floats(0.0, max_mu))
     return PlantedFunction(lam, x_star, Q, terms, mu)
 
 
 @st.composite
 def _products(draw: Any) -> Product:
-    c = draw(_floats(0.25, 4.0))
+    c = draw(finite_floats(0.25, 4.0))
     return Product(-c if draw(st.booleans()) else c)
 
 
@@ -83,13 +79,14 @@ def _wells(draw: Any, max_dim: int) -> Wells:
     d = draw(st.integers(1, max_dim))
     roots, ks = [], []
     for _ in range(d):
-        mid = draw(_floats(-1.0, 1.0))
+        mid = draw(finite_floats(-1.0, 1.0))
         if draw(st.sampled_from((1, 3))) == 1:
             roots.append([mid])
         else:
-            roots.append([mid - draw(_floats(0.5, 2.0)), mid, mid + draw(_floats(0.5, 2.0))])
-        ks.append(draw(_floats(0.25, 4.0)))
-    x0 = [draw(_floats(-2.0, 2.0)) for _ in range(d)]
+            gap = finite_floats(0.5, 2.0)
+            roots.append([mid - draw(gap), mid, mid + draw(gap)])
+        ks.append(draw(finite_floats(0.25, 4.0)))
+    x0 = [draw(finite_floats(-2.0, 2.0)) for _ in range(d)]
     return Wells(roots, ks, x0, draw(rotations(d)))
 
 
@@ -99,7 +96,7 @@ def _factorizations(draw: Any, max_side: int, max_rank: int) -> MatrixFactorizat
     n = draw(st.integers(1, max_side))
     rank = draw(st.integers(1, max_rank))
     k = min(m, n)
-    sigma = sorted((draw(_floats(0.25, 4.0)) for _ in range(k)), reverse=True)
+    sigma = sorted((draw(finite_floats(0.25, 4.0)) for _ in range(k)), reverse=True)
     P = draw(rotations(m))[:, :k]
     R = draw(rotations(n))[:, :k]
     return MatrixFactorization((P * sigma) @ R.T, rank)

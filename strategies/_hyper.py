@@ -13,31 +13,29 @@ from hypothesis.strategies import SearchStrategy
 
 from dynverify.optimizers import BUILTINS
 
+from ._spectra import finite_floats
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: attribute that :func:`declare_hyperparameters` sets on a factory
 ATTRIBUTE = "__dynverify_hyperparameters__"
 
 
-def _floats(lo: float, hi: float) -> SearchStrategy[float]:
-    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
-
-
 #: α: small steps to large ones (the filter [0, 2/α] is tight for large α); shrinks to 1
-LR = _floats(1e-3, 2.0)
+LR = finite_floats(1e-3, 2.0)
 #: β ∈ [0, 0.95], shrinks to 0
-MOMENTUM = _floats(0.0, 0.95)
+MOMENTUM = finite_floats(0.0, 0.95)
 #: ρ ∈ {0} ∪ [0.01, 2]: shrinks to 0 (plain gradient descent); tiny ρ > 0 would put the
 #: −1/ρ features of the SAM filters at overflowing distances
-RHO = st.one_of(st.just(0.0), _floats(0.01, 2.0))
+RHO = st.one_of(st.just(0.0), finite_floats(0.01, 2.0))
 
 _lr = st.fixed_dictionaries({"lr": LR})
 _lr_momentum = st.fixed_dictionaries({"lr": LR, "momentum": MOMENTUM})
 _lr_rho = st.fixed_dictionaries({"lr": LR, "rho": RHO})
 #: β₂ ∈ [0, 0.9] (the v-mode contracts at rate β₂: near 1 no stable case is decidable);
 #: ε ∈ [10⁻⁶, 1] (the filter's size is ∝ √ε/α)
-_BETA2 = _floats(0.0, 0.9)
-_EPS = _floats(1e-6, 1.0)
+_BETA2 = finite_floats(0.0, 0.9)
+_EPS = finite_floats(1e-6, 1.0)
 _rmsprop = st.fixed_dictionaries({"lr": LR, "beta2": _BETA2, "eps": _EPS})
 _adam = st.fixed_dictionaries({"lr": LR, "beta1": MOMENTUM, "beta2": _BETA2, "eps": _EPS})
 

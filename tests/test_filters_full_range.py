@@ -216,3 +216,59 @@ def test_gradient_descent_is_still_verified_at_tiny_steps() -> None:
                           claims=["filter_agrees", "stable_converges"],
                           hyperparameters=st.fixed_dictionaries({"lr": st.just(1e-300)}))
     assert all(cr.status is ClaimStatus.VERIFIED for cr in res.results), res.results
+
+
+def test_two_step_usam_band_next_to_zero_at_huge_rho():
+    # ρ = 1e200: 1 − αλ(1 + ρλ)² is 1 to rounding for λ below ~1e-139, so I − J is 0 in
+    # floats and the zero at λ = 0 showed at no scale; the derived filter was the point
+    # {7.368e-134} instead of [0, 7.368e-134] (by hand: αρ²λ³ = 2 at λ = (4e-400)^(1/3))
+    opt = O.two_step_usam(lr=0.5, rho=1e200)
+    d = derive(opt)
+    top = 4.0 ** (1.0 / 3.0) * 10.0 ** (-400.0 / 3.0)  # 1e-400 itself underflows
+    lo, hi = d.region.intervals[-1]
+    assert hi == pytest.approx(top, rel=1e-9)
+    # the band starts where ρ₁ − 1 leaves rounding, far below its top
+    assert 0.0 <= lo < 1e-5 * hi
+    assert compare_filters(opt.region, d, filter_function=dv.filter_function(opt)).agree
+
+
+@pytest.mark.parametrize("name", ["heavy_ball", "nesterov"])
+def test_a_constant_jacobian_with_a_unit_eigenvalue_is_not_certified(name):
+    # α = 5e-324: 1 − αλ is 1 for every float λ up to 1e307, so J = [[1, 0], [1, 0]]
+    # looks constant; deflating its 1 as a structural eigenvalue certified (−∞, ∞),
+    # which is wrong for every λ < 0 (there 1 − αλ > 1 in exact arithmetic)
+    d = derive(getattr(O, name)(lr=5e-324, momentum=0.0))
+    assert not d.certified, d.describe()
+    assert "not resolved" in d.describe()
+
+
+# every claim at the extremes of every built-in's valid range: correct optimizers get no
+# counterexample and no error (each of these once did: a false claim-1 counterexample, a
+# bare ValueError/IndexError/OverflowError, or a broken metamorphic relation)
+EXTREMES = [
+    ("gradient_descent", {"lr": 5e-324}),      # scaled lr = 0: ValueError in claim 5
+    ("gradient_descent", {"lr": 1e200}),       # x̄ = 1: steps lost in rounding of x̄
+    ("gradient_descent", {"lr": MAX}),         # filter [0, 1.1e-308]: Hypothesis IndexError
+    ("heavy_ball", {"lr": 1e200, "momentum": 0.0}),   # quartic dominates every step
+    ("heavy_ball", {"lr": 5e-324, "momentum": 0.0}),  # certified (−∞, ∞); NaN in compare
+    ("nesterov", {"lr": 1e200, "momentum": 0.0}),
+    ("adam", {"lr": 1e200}),                    # cube term: steps lost in even outputs
+    ("two_step_usam", {"lr": 0.5, "rho": 1e200}),     # derived {7.368e-134}
+    ("hessian_usam", {"lr": 0.5, "rho": 1e200}),
+    ("penalty_sam", {"lr": 0.5, "rho": 1e200}),
+]
+
+
+@pytest.mark.parametrize("name, hp", EXTREMES)
+def test_no_counterexample_or_error_at_extreme_hyperparameters(name, hp):
+    from hypothesis import strategies as st
+
+    from dynverify import check_optimizer
+    from dynverify.check import ClaimStatus
+
+    res = check_optimizer(name, profile="dev", reports=None, hyperparameters=st.fixed_dictionaries(
+        {k: st.just(v) for k, v in hp.items()}))
+    for cr in res.results:
+        assert cr.status not in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR), (
+            cr.claim, cr.counterexample and cr.counterexample["verdict"]["evidence"].get(
+                "key_fact"), cr.error)

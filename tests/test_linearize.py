@@ -177,3 +177,18 @@ def test_differences_that_never_settle_are_refused_not_guessed():
     opt = Optimizer(name="root_term", hyperparameters={}, init=lambda X: (X,), step=step)
     with pytest.raises(dv.errors.UnresolvedLinearizationError, match="do not settle"):
         dv.jacobian(opt, Quadratic([[1.0]]), [0.0])
+
+
+def test_steps_lost_in_huge_even_outputs_are_refused():
+    # Adam at α = 1e200 on λ = (3.82e-203, …) plus a cube term t³ along e₁: by hand the
+    # (x, m) block [[1 − aκ, −aβ₁], [κ, β₁]] (a = α/√ε, κ = (1 − β₁)λ) has ρ = 1.1085.
+    # At any step floats resolve, the cube's 3h² (even in h) puts x⁺(±h) at ≈ −3e187 for
+    # both signs and the ±h(1 − aκ) is lost; inside the cube-free region (h ~ 1e-209) κh
+    # underflows. The old code accepted the quotient 0 (ρ = 0.999, a false claim-1
+    # counterexample); the answer is "cannot be measured"
+    from dynverify.planted import PlantedFunction, Term
+
+    lam = [3.820417232901556e-203, 3.1697536773465096e-203, 1.9e-204]
+    f = PlantedFunction(lam, terms=[Term("cube", c=1.0, a=(1.0, 0.0, 0.0))])
+    with pytest.raises(dv.errors.UnresolvedLinearizationError):
+        dv.jacobian(O.adam(lr=1e200), f, np.zeros(3))
