@@ -365,8 +365,9 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
             nondiff = bad & (((kink > KINK_TOL * size) & steady) | (growth >= 1e3))
         if np.any(nondiff):
             with np.errstate(all="ignore"):
-                gap = float(np.nanmax(np.maximum(kink, np.max(np.abs(D[:, 0] - D[:, 1]),
-                                                              axis=(1, 2)))[nondiff]))
+                gaps = np.maximum(kink, np.max(np.abs(D[:, 0] - D[:, 1]), axis=(1, 2)))[nondiff]
+            gaps = gaps[~np.isnan(gaps)]  # (nanmax would warn on an all-NaN slice)
+            gap = float(gaps.max()) if gaps.size else math.nan
             raise NotDifferentiableError(
                 f"optimizer {opt!r}: the lifted map is not differentiable at the fixed "
                 f"point (finite differences disagree by {gap:.3g} at every step from "

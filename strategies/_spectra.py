@@ -442,6 +442,8 @@ def rate_grid(region: Region, *, window: float = 3.0, n: int = 801) -> np.ndarra
     geometric offsets around them."""
     s = margin_scale(region) if not region.empty else 1.0
     W = window * max(region.scale if not region.empty else 1.0, s)
+    # USAM at ρ = 2.2e-308 has a band at −1/ρ ≈ −4.5e307: 2W must stay a float
+    W = min(W, sys.float_info.max / 4.0)
     pts = [np.linspace(-W, W, n)]
     offsets = s * np.logspace(-6, 0, 13)
     for b in region.boundary():

@@ -256,18 +256,23 @@ EXTREMES = [
     ("two_step_usam", {"lr": 0.5, "rho": 1e200}),     # derived {7.368e-134}
     ("hessian_usam", {"lr": 0.5, "rho": 1e200}),
     ("penalty_sam", {"lr": 0.5, "rho": 1e200}),
+    ("usam", {"lr": 1e200, "rho": 1e-300}),     # all-NaN differences: RuntimeWarning
+    ("two_step_usam", {"lr": 1e200, "rho": 1e-300}),
+    ("usam", {"lr": 0.5, "rho": 2.2e-308}),     # band at −4.5e307: λ-grid overflowed
 ]
 
 
+@pytest.mark.parametrize("seed", [0, 2])
 @pytest.mark.parametrize("name, hp", EXTREMES)
-def test_no_counterexample_or_error_at_extreme_hyperparameters(name, hp):
+def test_no_counterexample_or_error_at_extreme_hyperparameters(name, hp, seed):
     from hypothesis import strategies as st
 
     from dynverify import check_optimizer
     from dynverify.check import ClaimStatus
 
-    res = check_optimizer(name, profile="dev", reports=None, hyperparameters=st.fixed_dictionaries(
-        {k: st.just(v) for k, v in hp.items()}))
+    res = check_optimizer(name, profile="dev", reports=None, seed=seed,
+                          hyperparameters=st.fixed_dictionaries(
+                              {k: st.just(v) for k, v in hp.items()}))
     for cr in res.results:
         assert cr.status not in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR), (
             cr.claim, cr.counterexample and cr.counterexample["verdict"]["evidence"].get(
