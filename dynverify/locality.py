@@ -89,8 +89,11 @@ def evaluation_amplification(opt: Optimizer, f: TestFunction, x_star: Any, *,
     for Y in oracle.points:
         if Y.shape != X.shape or not np.all(np.isfinite(Y)):
             return 1.0  # a call on some rows only, or non-finite points: not measurable
-        M1 = (Y[:d] - Y[d:2 * d]).T / (2.0 * step)  # column j: response to eⱼ
-        M2 = (Y[2 * d:3 * d] - Y[3 * d:]).T / (4.0 * step)
+        with np.errstate(all="ignore"):  # points near 1e308: the quotients overflow
+            M1 = (Y[:d] - Y[d:2 * d]).T / (2.0 * step)  # column j: response to eⱼ
+            M2 = (Y[2 * d:3 * d] - Y[3 * d:]).T / (4.0 * step)
+        if not (np.all(np.isfinite(M1)) and np.all(np.isfinite(M2))):
+            return 1.0  # (and LAPACK's SVD would print DLASCL errors on ∞ entries)
         a1, a2 = float(np.linalg.norm(M1, 2)), float(np.linalg.norm(M2, 2))
         if not abs(a1 - a2) <= 1e-3 * max(a1, a2, 1.0):
             return 1.0  # the evaluated points do not move linearly with x

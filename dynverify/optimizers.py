@@ -146,6 +146,33 @@ def _positive_end(c: float, rho: float, power: int) -> float:
     return c / _unit_root(k, power) ** power
 
 
+#: λ = σμ rescales λ(1 + ρλ)^p = c to μ(1 + ρσμ)^p = c/σ (λ + ρλ³ = c to μ + ρσ²μ³ = c/σ)
+#: exactly (a power of 2); c/σ = 2/(ασ) is a float for every float α > 0, and √σ, ∛σ
+#: are powers of 2 too
+_SIGMA = 2.0 ** 66
+
+
+def _end_over(num: float, a: float, rho: float, power: int) -> float:
+    """``_positive_end(num/α, ρ, power)``, also when c = num/α overflows (subnormal α).
+
+    c overflowing does not make λ* overflow once ρ > 0: λ* ≈ √(c/ρ) (power 1), so at
+    α = 5e-324, ρ = 1 the filter ends at 6.36e161, not at ∞. The equation is solved for
+    μ = λ/σ instead, and λ* = σμ* (∞ only if λ* itself is beyond the floats).
+    """
+    c = num / a
+    if math.isfinite(c) or rho == 0.0:  # ρ = 0, c = ∞: every float λ ≥ 0 is below c
+        return _positive_end(c, rho, power)
+    cs = num / (a * _SIGMA)
+    rs = _safe_product(rho, _SIGMA, _SIGMA) if power == 0 else rho * _SIGMA
+    if math.isinf(rs):  # ρc overflows by hundreds of binades: leading order is exact
+        if power == 1:
+            return 2.0 ** 33 * (math.sqrt(cs) / math.sqrt(rho))
+        if power == 2:
+            return 2.0 ** 22 * float(np.cbrt(cs) / np.cbrt(rho) ** 2)
+        return 2.0 ** 22 * float(np.cbrt(cs) / np.cbrt(rho))
+    return _SIGMA * _positive_end(cs, rs, power)
+
+
 def usam_filter(lr: float, rho: float, power: int = 1, upper: float | None = None) -> Region:
     """Exact {λ : 0 ≤ λ(1 + ρλ)^power ≤ c}, c = 2/α unless ``upper`` is given.
 
@@ -153,16 +180,17 @@ def usam_filter(lr: float, rho: float, power: int = 1, upper: float | None = Non
     power 1 gives [0, λ*] and the band [−1/ρ − λ*, −1/ρ] (the two roots of
     ρλ² + λ = c sum to −1/ρ); power 2 gives [0, λ*] and the isolated point −1/ρ. λ* is
     computed in closed form without cancellation or overflow (see ``_positive_end``),
-    for every float ρ ≥ 0 and c > 0 (c = ∞ when 2/α overflows: then every λ ≥ 0 is in).
+    for every float ρ ≥ 0 and c > 0; when 2/α overflows (subnormal α) λ* is still
+    finite for ρ > 0 (see ``_end_over``), and only for ρ = 0 is every λ ≥ 0 in.
     Features at −1/ρ are left out when 1/ρ overflows: no float eigenvalue reaches them.
     """
     a, r = _lr(lr), _rho(rho)
-    c = 2.0 / a if upper is None else float(upper)
-    if not c > 0:
+    num, den = (2.0, a) if upper is None else (float(upper), 1.0)
+    if not num > 0:
         raise ValueError(f"upper must be > 0, got {upper!r}")
     if power not in (1, 2):
         raise ValueError(f"power must be 1 or 2, got {power!r}")
-    top = _positive_end(c, r, power)
+    top = _end_over(num, den, r, power)
     intervals = [(0.0, top)]
     far = 1.0 / r if r > 0 else math.inf
     if math.isfinite(far):
@@ -177,7 +205,7 @@ def usam_filter(lr: float, rho: float, power: int = 1, upper: float | None = Non
 def hessian_usam_filter(lr: float, rho: float) -> Region:
     """Exact {λ : 0 ≤ λ(1 + ρλ²) ≤ 2/α} = [0, λ*] (λ + ρλ³ is increasing on ℝ)."""
     a, r = _lr(lr), _rho(rho)
-    return Region([(0.0, _positive_end(2.0 / a, r, 0))])
+    return Region([(0.0, _end_over(2.0, a, r, 0))])
 
 
 def usam(lr: float, rho: float) -> Optimizer:

@@ -288,3 +288,56 @@ def test_slow_free_runs_get_a_longer_budget_and_are_judged(declared, outcome):
     v = convergence_filters(Case(opt, Quadratic.diagonal([1.0, 2.0]), X0))
     assert v.outcome is outcome, v
     assert v.evidence["extended_runs"] == 6
+
+
+# -- hyperparameters at the spacing of floats (ε = 5e-324) ---------------------------------
+
+def test_one_ulp_of_the_buffer_changes_rmsprop_linearization_at_subnormal_eps():
+    # RMSprop at ε = 5e-324 on λ = 4.668e-161: at v = 0 the x-gain is α/√ε, so by hand
+    # ρ = |1 − αλ/√ε| = 1.1; at v = one ulp = ε it is α/√(2ε): |1 − 2.1/√2| = 0.485, and
+    # v's own eigenvalue β₂ = 0.99 is the radius. β₂·v rounds back to v below 50 ulps, so
+    # runs live at the second linearization, never the first
+    from dynverify.linearize import next_float_radius, spectral_radius
+    from dynverify.optimizers import rmsprop
+
+    opt, lam = rmsprop(lr=0.1, eps=5e-324), 4.668e-161
+    gain = 0.1 * lam / math.sqrt(5e-324)
+    f = Quadratic([[lam]])
+    assert spectral_radius(opt, f, [0.0]) == pytest.approx(abs(1 - gain), rel=1e-6)
+    r_next = next_float_radius(opt, f, [0.0])
+    assert r_next == pytest.approx(max(abs(1 - gain / math.sqrt(2)), 0.99), rel=1e-6)
+    # at an ordinary ε one ulp of v changes nothing
+    opt = rmsprop(lr=0.1, eps=1e-8)
+    f = Quadratic([[2.1e-3]])
+    assert next_float_radius(opt, f, [0.0]) == pytest.approx(
+        spectral_radius(opt, f, [0.0]), rel=1e-12)
+
+
+def test_a_limit_held_by_the_buffers_is_not_a_fixed_point_of_init():
+    # one step from init(x) = (x, v = 0) at x = 1e-100 on λ = 1 (g = 1e-100): RMSprop
+    # at ε = 5e-324 moves x by αg/√((1 − β₂)g² + ε) = 0.1·1e-100/1e-101 = 1, gradient
+    # descent by αg = 1e-101
+    from dynverify.claims import Settings, _fresh_step, _held_by_buffers
+    from dynverify.optimizers import rmsprop
+
+    f, x = Quadratic([[1.0]]), np.array([1e-100])
+    opt = rmsprop(lr=0.1, eps=5e-324)
+    g = 1e-100
+    assert _fresh_step(opt, f, x) == pytest.approx(0.1 * g / math.sqrt(0.01 * g * g + 5e-324),
+                                                   rel=1e-9)
+    assert _held_by_buffers(opt, f, x, Settings())
+    assert not _held_by_buffers(gradient_descent(lr=0.1), f, x, Settings())
+
+
+@pytest.mark.parametrize("eps, ok", [(1e-8, True), (5e-324, False), (4e-324, False),
+                                     (2.2250738585072014e-308, True)])
+def test_scaling_relation_needs_normal_floats(eps, ok):
+    # f → 4f is ε → 16ε for Adam; with ε or 16ε subnormal, v + ε rounds to an absolute
+    # spacing (5e-324), so the two set-ups round differently and the relation is not exact
+    from dynverify.claims import Relation, _scaled_hyperparameters
+
+    rel = Relation("scaling", {"c": 4.0, "exponents": {"eps": 2.0}})
+    got = _scaled_hyperparameters(rel, {"lr": 0.5, "eps": eps})
+    assert (got is not None) is ok
+    if ok:
+        assert got == {"lr": 0.5, "eps": eps * 16.0}
