@@ -341,3 +341,21 @@ def test_scaling_relation_needs_normal_floats(eps, ok):
     assert (got is not None) is ok
     if ok:
         assert got == {"lr": 0.5, "eps": eps * 16.0}
+
+
+def test_a_witness_on_the_declared_side_blames_the_derivation():
+    # by hand, USAM's ρ₁(λ) = |1 − α(λ + ρλ²)|: at α = ρ = 5.04e307, λ = −5e-289 it is
+    # 5.04e307·(5.04e307·2.5e-577 − 5e-289) ≈ 6.35e38 > 1, outside the filter as declared
+    from dynverify.claims import _witness_doubt
+
+    opt = usam(lr=5.04e307, rho=5.04e307)
+    lam = -5e-289
+    rho = abs(1.0 - 5.04e307 * (5.04e307 * lam * lam + lam))
+    assert rho == pytest.approx(6.3504e38, rel=1e-4)
+    wit = {"witness_lambda": lam, "witness_spectral_radius": rho,
+           "witness_declared_inside": False}
+    assert "derivation is wrong" in _witness_doubt(opt, wit)
+    # the same ρ₁ where the declaration says "inside" shows the declaration wrong
+    assert _witness_doubt(opt, dict(wit, witness_declared_inside=True)) is None
+    # and ρ₁ = 1 to rounding decides nothing
+    assert "1 to rounding" in _witness_doubt(opt, dict(wit, witness_spectral_radius=1.0 + 1e-12))

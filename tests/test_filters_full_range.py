@@ -300,6 +300,9 @@ EXTREMES = [
     ("two_step_usam", {"lr": 5e-324, "rho": 1.0}),
     ("hessian_usam", {"lr": 5e-324, "rho": 1.0}),
     ("penalty_sam", {"lr": 5e-324, "rho": 1.0}),
+    # filters at 1e-308: the derivation is wrong there, and the witness shows the
+    # declared filter right (ρ₁(−5e-289) = 6.4e38, declared outside)
+    ("usam", {"lr": 5.04e307, "rho": 5.04e307}),
 ]
 
 
