@@ -115,10 +115,10 @@ def full(n: int, only: list[str]) -> int:
 
     def one(name: str, h: dict) -> None:
         try:
-            opt = O.BUILTINS[name](**h)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", dv.DerivationWarning)
                 warnings.simplefilter("error", RuntimeWarning)
+                opt = O.BUILTINS[name](**h)
                 d = _derive_cached(opt)
                 cmp = compare_filters(opt.region, d, rtol=1e-6,
                                       filter_function=filter_function(opt, strict=False))

@@ -564,10 +564,11 @@ def _witness_doubt(opt: Optimizer, wit: dict[str, Any]) -> str | None:
     - ρ₁ at the witness is on the declared filter's side of 1: the derivation is what is
       wrong there (USAM at α = ρ = 5e307, filters at 1e-308: derived (−∞, −2e-308], yet
       ρ₁(−5e-289) = 6.4e38 as declared).
-    - The float map is not homogeneous at the witness although it is at λ = 1: G(s·x)
-      differs from s·G(x) on λx²/2, so what it computes there depends on underflow, not
-      on the optimizer (penalty SAM at α = ρ = 1e300: ρλ²x underflows, ρ₁(−1.5e-300)
-      reads 2.5 for |x| ≤ 1e200 and the true 0.25 at |x| = 1e280).
+    - ρ₁ at the witness is 1 to rounding (WITNESS_RESOLUTION): no side is shown.
+
+    (Not detected yet: a float map that underflows inside the step at the witness, as
+    penalty SAM at α = ρ = 1e300, where ρλ²x underflows and ρ₁(−1.5e-300) reads 2.5
+    for |x| ≤ 1e200 against the optimizer's 0.25; see benchmarks/extreme_sweep.py.)
     """
     lam, rho = wit.get("witness_lambda"), wit.get("witness_spectral_radius")
     if lam is None or rho is None or not math.isfinite(rho):
@@ -579,28 +580,7 @@ def _witness_doubt(opt: Optimizer, wit: dict[str, Any]) -> str | None:
     if inside is not None and (rho <= 1.0) == bool(inside):
         return (f"declared and derived filters differ, but ρ₁({lam:.6g}) = {rho:.6g} is on "
                 "the declared filter's side: the derivation is wrong there")
-    if _homogeneous(opt, 1.0) and not _homogeneous(opt, float(lam)):
-        return (f"declared and derived filters differ at λ = {lam:.6g}, but the float map "
-                "is not homogeneous there (G(s·x) ≠ s·G(x) on λx²/2: under- or overflow "
-                "inside the step), so ρ₁ there is not the optimizer's")
     return None
-
-
-def _homogeneous(opt: Optimizer, lam: float) -> bool:
-    """Does one step on λx²/2 from init(s) scale like s, for s = 1 and s = 2^±600?"""
-    from dynverify.functions import RowQuadratics
-
-    s = np.array([[1.0], [2.0 ** 600], [2.0 ** -600]])
-    try:
-        with np.errstate(all="ignore"):
-            new = np.asarray(opt.position(apply_step(
-                opt, lifted_state(opt, s), RowQuadratics(np.full(3, lam)))), dtype=float)
-    except (OptimizerError, FunctionError):
-        return False
-    ratio = new[:, 0] / s[:, 0]
-    if not np.all(np.isfinite(ratio)):
-        return False
-    return bool(np.all(np.abs(ratio - ratio[0]) <= 1e-9 * max(1.0, abs(ratio[0]))))
 
 
 def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any]:

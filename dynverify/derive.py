@@ -945,7 +945,10 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
     """
     sv = _Solver(opt)
     try:
-        return _derive(sv, xtol, rtol)
+        # overflow at far λ (Adam at ε = 1e308, α = 5e-324; products of eigenvalues
+        # near 1e308) gives non-finite samples, which are handled as unresolved, not warnings
+        with np.errstate(all="ignore"):
+            return _derive(sv, xtol, rtol)
     except (NotDifferentiableError, OptimizerError):
         raise
     except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:

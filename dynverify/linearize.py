@@ -33,7 +33,10 @@ CURVATURE_FREE = 1e3
 
 def _flatten(state: State, batch: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     shapes = [tuple(np.shape(s)[1:]) for s in state]
-    flat = np.concatenate([np.asarray(s, dtype=float).reshape(batch, -1) for s in state], axis=1)
+    # sizes from the shapes, not −1: a batch of 0 rows (derive's scan with nothing left
+    # to probe) has no size to infer
+    flat = np.concatenate([np.asarray(s, dtype=float).reshape(batch, int(np.prod(shp)))
+                           for s, shp in zip(state, shapes)], axis=1)
     return flat, shapes
 
 
@@ -227,7 +230,8 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     # does (but underflow): a map on λx²/2 at |λ| = 1e16 takes h = 1e-19 and still needs
     # its levels (the gradient λh must get below RMSprop's √ε)
     floor = _step_floor(zmax)
-    ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
+    with np.errstate(over="ignore"):  # base ~ 1e308 at an ε ~ 1e308 state: ratio = ∞
+        ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
     nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio)))))
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
     # direction per (base point, component): 0 central, +1 forward, −1 backward

@@ -342,7 +342,8 @@ def rmsprop(lr: float, beta2: float = 0.99, eps: float = 1e-8) -> Optimizer:
 
     return Optimizer(name="rmsprop", hyperparameters={"lr": a, "beta2": b2, "eps": e},
                      init=lambda X: (X, np.zeros_like(X)), step=step,
-                     region=interval_filter(0.0, 2.0 * np.sqrt(e) / a),
+                     # Python floats: a top beyond the floats is ∞, not a RuntimeWarning
+                     region=interval_filter(0.0, 2.0 * math.sqrt(e) / a),
                      state_domains=(None, NONNEGATIVE))
 
 
@@ -377,8 +378,10 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
     return Optimizer(name="adam",
                      hyperparameters={"lr": a, "beta1": b1, "beta2": b2, "eps": e},
                      init=lambda X: (X, np.zeros_like(X), np.zeros_like(X)), step=step,
+                     # Python floats, divided in turn: (1 − β₁)·α may underflow to 0,
+                     # and a top beyond the floats is ∞, not a RuntimeWarning
                      region=interval_filter(
-                         0.0, 2.0 * (1.0 + b1) * np.sqrt(e) / ((1.0 - b1) * a)),
+                         0.0, 2.0 * (1.0 + b1) * math.sqrt(e) / (1.0 - b1) / a),
                      state_domains=(None, None, NONNEGATIVE))
 
 

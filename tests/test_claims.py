@@ -359,3 +359,4 @@ def test_a_witness_on_the_declared_side_blames_the_derivation():
     assert _witness_doubt(opt, dict(wit, witness_declared_inside=True)) is None
     # and ρ₁ = 1 to rounding decides nothing
     assert "1 to rounding" in _witness_doubt(opt, dict(wit, witness_spectral_radius=1.0 + 1e-12))
+
