@@ -382,6 +382,19 @@ def _fmt(x: Any) -> str:
     return body if a.size == 1 and np.ndim(x) == 0 else f"({body})"
 
 
+def _in_subgrid_band(region: Region, lams: np.ndarray) -> float | None:
+    """An eigenvalue lying in an interval of the filter no wider than 2 ulps where it
+    lies, or None. (USAM at ρ = 2.2e-308: its band [−1/ρ − 4, −1/ρ] is one float at
+    −4.5e307, where 1 + ρλ carries a rounding of 1e-16 and α·λ·(1 + ρλ) reads 1e291.)"""
+    for a, b in region.intervals:
+        if math.isfinite(a) and math.isfinite(b) and b - a <= 2 * math.ulp(
+                max(abs(a), abs(b))) and max(abs(a), abs(b)) > 0:
+            hit = lams[(lams >= a) & (lams <= b)]
+            if hit.size:
+                return float(hit[0])
+    return None
+
+
 def _boundary_distance(region: Region, lams: np.ndarray) -> float:
     return float(np.min(np.abs(region.margin(lams)))) if lams.size else math.inf
 
@@ -504,6 +517,12 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
         ev = dict(spectral_radius=r, spectrum=lams, region=region.to_json(),
                   region_str=str(region), predicted_inside=inside,
                   boundary_distance=_boundary_distance(region, lams))
+        thin = _in_subgrid_band(region, lams)
+        if thin is not None:
+            return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: eigenvalue "
+                            "in a filter band narrower than the float grid", settings,
+                            key_fact=f"λ = {thin!r} lies in a band of the filter no wider "
+                            "than 2 ulps there: the float map cannot resolve it", **ev)
         if abs(r - 1.0) >= settings.linearization_band and inside != (r <= 1.0):
             why = ("spectrum inside the filter but r > 1" if inside
                    else "spectrum outside the filter but r ≤ 1")

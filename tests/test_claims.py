@@ -360,3 +360,17 @@ def test_a_witness_on_the_declared_side_blames_the_derivation():
     # and ρ₁ = 1 to rounding decides nothing
     assert "1 to rounding" in _witness_doubt(opt, dict(wit, witness_spectral_radius=1.0 + 1e-12))
 
+
+
+def test_an_eigenvalue_in_a_band_narrower_than_the_float_grid_decides_nothing():
+    # USAM at ρ = 2.2e-308: by hand its band [−1/ρ − λ*, −1/ρ] has width λ* ≈ 4, one float
+    # at −4.5e307 (ulp 2^971 ≈ 2e292); there 1 + ρλ is 0 up to a rounding of 1e-16, so the
+    # float map reads ρ₁ ≈ 0.5·4.5e307·1e-16 ≫ 1. Was a false claim-1 counterexample
+    opt = usam(lr=0.5, rho=2.2e-308)
+    (a, b), _ = opt.region.intervals
+    assert a == b == -1.0 / 2.2e-308
+    f = PlantedFunction([a, a, 1.0, 1.0])
+    case = Case(opt, f, np.zeros((1, 4)), x_star=np.zeros(4), spectrum=(a, a, 1.0, 1.0),
+                region=opt.region)
+    v = filter_agrees(case)
+    assert v.outcome is Outcome.INCONCLUSIVE and "float grid" in v.reason

@@ -304,10 +304,12 @@ EXTREMES = [
     # declared filter right (ρ₁(−5e-289) = 6.4e38, declared outside)
     ("usam", {"lr": 5.04e307, "rho": 5.04e307}),
 ]
+# found later at seed 6 (a band of one float at −4.5e307), run at that seed
+EXTREMES_SEEDED = [("usam", {"lr": 0.5, "rho": 2.2e-308}, 6)]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("name, hp", EXTREMES)
+@pytest.mark.parametrize("name, hp, seed", [(n, h, s) for n, h in EXTREMES for s in (0, 1, 2)]
+                         + EXTREMES_SEEDED)
 def test_no_counterexample_or_error_at_extreme_hyperparameters(name, hp, seed):
     from hypothesis import strategies as st
 
