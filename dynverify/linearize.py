@@ -230,9 +230,11 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     # does (but underflow): a map on λx²/2 at |λ| = 1e16 takes h = 1e-19 and still needs
     # its levels (the gradient λh must get below RMSprop's √ε)
     floor = _step_floor(zmax)
-    with np.errstate(over="ignore"):  # base ~ 1e308 at an ε ~ 1e308 state: ratio = ∞
+    with np.errstate(all="ignore"):  # base ~ 1e308 at an ε ~ 1e308 state: ratio = ∞
         ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
-    nlev = max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio)))))
+    # (ratio ∞ or NaN: a step near 1e308, or a NaN curvature, whose rows come out NaN)
+    nlev = (max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio))))) if math.isfinite(ratio)
+            else LEVELS)
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
     # direction per (base point, component): 0 central, +1 forward, −1 backward
     h0 = steps[:, :1]

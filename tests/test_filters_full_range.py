@@ -323,3 +323,19 @@ def test_no_counterexample_or_error_at_extreme_hyperparameters(name, hp, seed):
         assert cr.status not in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR), (
             cr.claim, cr.counterexample and cr.counterexample["verdict"]["evidence"].get(
                 "key_fact"), cr.error)
+
+
+@pytest.mark.parametrize("opt", [O.heavy_ball(lr=2.2250738585e-313, momentum=0.823796105158301),
+                                 O.penalty_sam(lr=1.1125369292536007e-308,
+                                               rho=1.1125369292536007e-308)])
+def test_comparison_at_filters_near_the_float_limits_raises_and_warns_nothing(opt):
+    # filters ending near 1e308 (heavy ball at a subnormal α) or starting at 1e-308: ρ₁
+    # probed there over- and underflows (a NaN step count, np.spacing(1.8e308) = ∞);
+    # the comparison must still return a verdict, with no bare ValueError or warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dv.DerivationWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        d = derive(opt)
+        cmp = compare_filters(opt.region, d, filter_function=dv.filter_function(opt,
+                                                                                strict=False))
+    assert isinstance(cmp.agree, bool)
