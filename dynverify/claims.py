@@ -38,7 +38,7 @@ from dynverify.linearize import (
 )
 from dynverify.locality import into_ball, linear_radius, local_radius
 from dynverify.optimizer import Optimizer
-from dynverify.regions import Region
+from dynverify.regions import Region, below_float_grid
 from dynverify.reproducibility import stable_seed
 
 
@@ -387,8 +387,7 @@ def _in_subgrid_band(region: Region, lams: np.ndarray) -> float | None:
     lies, or None. (USAM at ρ = 2.2e-308: its band [−1/ρ − 4, −1/ρ] is one float at
     −4.5e307, where 1 + ρλ carries a rounding of 1e-16 and α·λ·(1 + ρλ) reads 1e291.)"""
     for a, b in region.intervals:
-        if math.isfinite(a) and math.isfinite(b) and b - a <= 2 * math.ulp(
-                max(abs(a), abs(b))) and max(abs(a), abs(b)) > 0:
+        if below_float_grid(a, b):
             hit = lams[(lams >= a) & (lams <= b)]
             if hit.size:
                 return float(hit[0])

@@ -47,7 +47,7 @@ from dynverify.errors import NotDifferentiableError, OptimizerError
 from dynverify.functions import RowQuadratics
 from dynverify.linearize import Linearization, _flatten, batched_linearization, lifted_state
 from dynverify.optimizer import Optimizer
-from dynverify.regions import Region
+from dynverify.regions import Region, below_float_grid
 
 #: finite-difference step of the 1-D linearizations, relative to 1/max(1, |λ|) (maps on
 #: quadratics depend on the state through λx; smaller steps are taken when needed)
@@ -1210,7 +1210,7 @@ def _compare_filters(declared: Region, derivation: Derivation, *, rtol: float = 
 
     kept = []
     for a, b in dec:
-        if b - a <= 2 * math.ulp(max(abs(a), abs(b))) and filter_function is not None:
+        if below_float_grid(a, b) and filter_function is not None:
             matched = any(abs(a - c) <= tol(a) or abs(b - d) <= tol(b) for c, d in der)
             if not matched:
                 mid = 0.5 * a + 0.5 * b

@@ -464,24 +464,18 @@ def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = N
         0.8
     """
     X = as_batch(x_bar, f.dim, "x_bar")[:1]
-    scale = curvature_scale(f, X[0])
-    # the step is relative to z̄ alone up to curvature CURVATURE_FREE (the claims' usual
-    # range, whose finite differences are calibrated: benchmarks/linearization_error.py),
-    # and shrinks with the curvature beyond it
-    want = (FD_STEP if h is None else h) / max(1.0, scale / CURVATURE_FREE)
-    # below MIN_RELATIVE_STEP a step is lost in the rounding of z̄ (|z̄| ≈ 1): take the
-    # smallest step floats resolve, which is exact for a map linear there (gradient
-    # descent at any α), and refuse to guess for one that is not (Adam at α = 10⁻¹²⁰)
-    h_eff = max(want, MIN_RELATIVE_STEP)
+    scale, want, h_eff = _first_step(f, X[0], h)
     state = lifted_state(opt, X)
     Z, shapes = _flatten(state, 1)
     oracle = GuardedOracle(f)
     lin = batched_linearization(opt, lambda rows: oracle, Z, shapes, h=h_eff)
     clamped = want < h_eff or bool(lin.below_resolution is not None
                                    and lin.below_resolution[0])
-    if not (lin.converged[0] and _rounding_shift(lin) <= ROUNDING_SHIFT_TOL) and not clamped:
-        lin, clamped = _retry_inside_quadratic_region(opt, f, oracle, Z, shapes, lin)
     shift = _rounding_shift(lin)
+    if not (lin.converged[0] and shift <= ROUNDING_SHIFT_TOL) and not clamped:
+        retried, clamped = _retry_inside_quadratic_region(opt, f, oracle, Z, shapes, lin)
+        if retried is not lin:
+            lin, shift = retried, _rounding_shift(retried)
     if clamped and not (lin.converged[0] and shift <= ROUNDING_SHIFT_TOL):
         raise UnresolvedLinearizationError(
             f"optimizer {opt!r} on {f!r}: the map is not linear at any step that floats "
@@ -505,6 +499,22 @@ def jacobian(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = N
             f"moves ρ(Jac G) by {shift:.3g} (the steps are lost in values far larger than "
             "themselves): its linearization at x̄ cannot be measured in double precision")
     return lin.J[0]
+
+
+def _first_step(f: TestFunction, x_bar: np.ndarray, h: float | None = None
+                ) -> tuple[float, float, float]:
+    """(curvature scale, wanted relative step, step taken) of the Jacobian at x̄.
+
+    The step is relative to z̄ alone up to curvature CURVATURE_FREE (the claims' usual
+    range, whose finite differences are calibrated: benchmarks/linearization_error.py),
+    and shrinks with the curvature beyond it. Below MIN_RELATIVE_STEP a step is lost in
+    the rounding of z̄ (|z̄| ≈ 1): the smallest step floats resolve is taken, which is
+    exact for a map linear there (gradient descent at any α); the caller refuses to
+    guess for one that is not (Adam at α = 10⁻¹²⁰).
+    """
+    scale = curvature_scale(f, x_bar)
+    want = (FD_STEP if h is None else h) / max(1.0, scale / CURVATURE_FREE)
+    return scale, want, max(want, MIN_RELATIVE_STEP)
 
 
 def _rounding_shift(lin: Linearization) -> float:
@@ -557,8 +567,7 @@ def next_float_radius(opt: Optimizer, f: TestFunction, x_bar: Any) -> float | No
     Zp = np.where(Zp >= lo, Zp, Z)
     if np.array_equal(Zp, Z):
         return None
-    scale = curvature_scale(f, X[0])
-    h = max(FD_STEP / max(1.0, scale / CURVATURE_FREE), MIN_RELATIVE_STEP)
+    h = _first_step(f, X[0])[2]
     oracle = GuardedOracle(f)
     try:
         lin = batched_linearization(opt, lambda rows: oracle, Zp, shapes, h=h)

@@ -188,6 +188,13 @@ class Region:
         return cls([(_dec(lo), _dec(hi)) for lo, hi in (_as_pair(x) for x in data)])
 
 
+def below_float_grid(a: float, b: float) -> bool:
+    """Is [a, b] at most 2 ulps wide where it lies: no float eigenvalue resolves it (USAM's
+    band [−1/ρ − 4, −1/ρ] at ρ = 2.2e-308 is one float at −4.5e307)."""
+    return (math.isfinite(a) and math.isfinite(b)
+            and b - a <= 2 * math.ulp(max(abs(a), abs(b))))
+
+
 def _as_pair(x: Any) -> tuple[Any, Any]:
     if not isinstance(x, (list, tuple)) or len(x) != 2:
         raise ValueError(f"Region JSON interval must be [lo, hi], got {x!r}")
