@@ -21,6 +21,7 @@ import numpy as np
 from dynverify.derive import compare_filters, derive, derive_region, filter_function
 from dynverify.engine import RATE_HISTORY, RunResult, Status, run, step_budget, window_rate
 from dynverify.errors import (
+    DynverifyError,
     FunctionError,
     NotDifferentiableError,
     OptimizerError,
@@ -40,6 +41,7 @@ from dynverify.locality import into_ball, linear_radius, local_radius
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region, below_float_grid
 from dynverify.reproducibility import stable_seed
+from dynverify.rescaling import rescaled
 
 
 class Outcome(str, enum.Enum):
@@ -522,6 +524,24 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
                             "in a filter band narrower than the float grid", settings,
                             key_fact=f"λ = {thin!r} lies in a band of the filter no wider "
                             "than 2 ulps there: the float map cannot resolve it", **ev)
+        moved = _rescaled_radius(case)
+        if moved is not None and abs(moved[0] - r) > settings.linearization_band * max(1.0, r):
+            # the float map does not follow the optimizer's own scaling relation here: the
+            # set-up where floats resolve it decides (or nothing does)
+            r2, where = moved
+            ev.update(rescaled_spectral_radius=r2, rescaled_setup=where)
+            lost = (f"r = ρ(Jac G) = {r:.6g} here but {r2:.6g} on {where}, which the declared "
+                    "scaling relation makes equal in exact arithmetic: floats under- or "
+                    "overflow inside the step at this scale")
+            if abs(r2 - 1.0) >= settings.linearization_band and inside != (r2 <= 1.0):
+                return _verdict(name, Outcome.COUNTEREXAMPLE, "spectrum inside the filter but "
+                                "r > 1" if inside else "spectrum outside the filter but r ≤ 1",
+                                settings, key_fact=f"{lost}; there r = {r2:.6g} "
+                                f"{'> 1 although' if inside else '≤ 1 although not'} every "
+                                f"eigenvalue {_fmt(lams)} lies in the filter {region}", **ev)
+            return _verdict(name, Outcome.INCONCLUSIVE, "below-float-resolution: the float map "
+                            "does not follow its scaling relation here", settings,
+                            key_fact=lost, **ev)
         if abs(r - 1.0) >= settings.linearization_band and inside != (r <= 1.0):
             why = ("spectrum inside the filter but r > 1" if inside
                    else "spectrum outside the filter but r ≤ 1")
@@ -572,6 +592,27 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
     return _guard(name, settings, body)
 
 
+def _rescaled_radius(case: Case) -> tuple[float, str] | None:
+    """(r', set-up): ρ(Jac G) of the optimizer moved by its scaling relation to moderate
+    hyperparameters (:func:`dynverify.rescaling.rescaled`), on 2ᴷ·f; None when there is no
+    such set-up (moderate hyperparameters, no relation) or it does not linearize.
+
+    The relation makes r' = r in exact arithmetic, so a difference is the float map's:
+    penalty SAM at α = ρ = 1e300 on λ = −1.95e-300 computes ρ·λ·(λx) = 0 and reads
+    r = 2.95, against 0.41 on the rescaled set-up."""
+    moved = rescaled(case.optimizer)
+    if moved is None or not math.isfinite(moved.c):
+        return None
+    assert case.x_star is not None
+    try:
+        with np.errstate(all="ignore"):
+            r2 = spectral_radius(moved.optimizer, ScaledFunction(case.function, moved.c),
+                                 case.x_star)
+    except (DynverifyError, ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return None
+    return (r2, moved.describe()) if math.isfinite(r2) else None
+
+
 #: a witness whose ρ₁ is within this of 1 decides nothing (rounding of ρ₁ itself)
 WITNESS_RESOLUTION = 1e-9
 
@@ -584,9 +625,9 @@ def _witness_doubt(opt: Optimizer, wit: dict[str, Any]) -> str | None:
       ρ₁(−5e-289) = 6.4e38 as declared).
     - ρ₁ at the witness is 1 to rounding (WITNESS_RESOLUTION): no side is shown.
 
-    (Not detected yet: a float map that underflows inside the step at the witness, as
-    penalty SAM at α = ρ = 1e300, where ρλ²x underflows and ρ₁(−1.5e-300) reads 2.5
-    for |x| ≤ 1e200 against the optimizer's 0.25; see benchmarks/extreme_sweep.py.)
+    (A float map that underflows inside the step at the witness, as penalty SAM at
+    α = ρ = 1e300, where ρλ²x underflows, is not doubted here: ρ₁ and the derivation
+    are taken on the rescaled set-up there, see :mod:`dynverify.rescaling`.)
     """
     lam, rho = wit.get("witness_lambda"), wit.get("witness_spectral_radius")
     if lam is None or rho is None or not math.isfinite(rho):

@@ -34,6 +34,7 @@ obtained; :attr:`Derivation.certified_range` says where the result is exact.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,9 +46,17 @@ from scipy.optimize import brentq, minimize_scalar
 
 from dynverify.errors import NotDifferentiableError, OptimizerError
 from dynverify.functions import RowQuadratics
-from dynverify.linearize import Linearization, _flatten, batched_linearization, lifted_state
+from dynverify.linearize import (
+    Linearization,
+    _flatten,
+    _unflatten,
+    apply_step,
+    batched_linearization,
+    lifted_state,
+)
 from dynverify.optimizer import Optimizer
 from dynverify.regions import Region, below_float_grid
+from dynverify.rescaling import Rescaled, rescaled
 
 #: finite-difference step of the 1-D linearizations, relative to 1/max(1, |λ|) (maps on
 #: quadratics depend on the state through λx; smaller steps are taken when needed)
@@ -106,13 +115,52 @@ class Derivation:
 
 # -- linearizations ---------------------------------------------------------------------
 
+#: a state component that a step h in x moves by more than this times h is stepped by
+#: (a power of 2 near) that much, not by h: see :func:`_column_scale`
+_COLUMN_RESPONSE = 2.0 ** 50
+
+
+def _column_scale(opt: Optimizer, lams: np.ndarray, Z: np.ndarray,
+                  shapes: list[tuple[int, ...]], h: np.ndarray) -> np.ndarray | None:
+    """Per λ and state component, the factor on its finite-difference step: 2ᵏ ≈ its
+    response to a step in x where that exceeds _COLUMN_RESPONSE, else 1 (None: all 1).
+
+    Buffers follow λx: Adam at α = 5.9e-275, ε = 1 has its filter at λ ~ 1e274, where
+    m moves by (1 − β₁)λh ~ 1e-3 for a step h in x, while a step h ~ 1e-277 in m moves
+    x⁺ by (α/√ε)h ~ 1e-552, which underflows, so ∂x⁺/∂m read 0 and the filter came out
+    28 % too narrow. Perturbing m as much as x moves it keeps every product a normal
+    float. (One batched step at z̄ ± h·e_x; x is component 0 of the lifted state when
+    ``position`` is the default.)"""
+    n, m = Z.shape
+    if m < 2 or getattr(opt.position, "__name__", "") != "_first":
+        return None
+    P = np.concatenate([Z, Z])
+    P[:n, 0] += h
+    P[n:, 0] -= h
+    try:
+        with np.errstate(all="ignore"):
+            G = _flatten(apply_step(opt, _unflatten(P, shapes),
+                                    RowQuadratics(np.concatenate([lams, lams]))), 2 * n)[0]
+            resp = np.abs(G[:n] - G[n:]) / (2.0 * h[:, None])
+    except (OptimizerError, ArithmeticError, ValueError):
+        return None
+    big = np.isfinite(resp) & (resp > _COLUMN_RESPONSE)
+    big[:, 0] = False
+    if not big.any():
+        return None
+    with np.errstate(all="ignore"):
+        k = np.floor(np.log2(np.where(big, resp, 1.0)))
+    return np.ldexp(1.0, np.minimum(k, 1000).astype(int))
+
+
 def _linearize(opt: Optimizer, lams: np.ndarray, check: bool = True) -> Linearization:
     lams = np.atleast_1d(np.asarray(lams, dtype=float))
     state = lifted_state(opt, np.zeros((lams.size, 1)))
     Z, shapes = _flatten(state, lams.size)
     h = _H / np.maximum(1.0, np.abs(lams))
     return batched_linearization(opt, lambda rows: RowQuadratics(lams[rows]), Z, shapes, h=h,
-                                 check_differentiable=check)
+                                 check_differentiable=check,
+                                 column_scale=_column_scale(opt, lams, Z, shapes, h))
 
 
 def _jac(opt: Optimizer, lams: np.ndarray, check: bool) -> np.ndarray:
@@ -174,6 +222,11 @@ def filter_function(opt: Optimizer, *, strict: bool = True
         >>> np.round(rho(np.array([0.0, 2.0, 5.0])), 9).tolist()   # |1 - λ/2|
         [1.0, 0.0, 1.5]
     """
+
+    moved = rescaled(opt)
+    if moved is not None:  # where floats resolve the map (see dynverify.rescaling)
+        inner = filter_function(moved.optimizer, strict=strict)
+        return lambda lams: inner(moved.up(lams))
 
     def rho(lams: np.ndarray) -> np.ndarray:
         lam = np.asarray(lams, dtype=float)
@@ -943,6 +996,13 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
         NotDifferentiableError: the map has no linearization at the fixed point (sam).
         OptimizerError: the optimizer's ``init``/``step`` raised.
     """
+    moved = rescaled(opt)
+    if moved is not None:
+        # at extreme hyperparameters floats do not resolve the map (ρλ²x underflows,
+        # every step saturates a preconditioner): derive where they do, scale back
+        inner = derive(moved.optimizer, rtol=rtol,
+                       xtol=None if xtol is None else float(moved.up(xtol)))
+        return _scaled_back(inner, moved)
     sv = _Solver(opt)
     try:
         # overflow at far λ (Adam at ε = 1e308, α = 5e-324; products of eigenvalues
@@ -961,6 +1021,24 @@ def derive(opt: Optimizer, *, xtol: float | None = None, rtol: float = 1e-12) ->
         return Derivation(region, "scan", False, (-math.inf, math.inf), None, sv.differences,
                           (*sv.notes, f"exact derivation failed ({type(exc).__name__}: "
                                       f"{exc}); logarithmic scan of ±[1e-8, 1e8]"))
+
+
+def _scaled_back(d: Derivation, moved: Rescaled) -> Derivation:
+    """A derivation on the rescaled set-up, as one of the original (λ = 2⁻ᴷλ', exact
+    unless it underflows)."""
+    top = sys.float_info.max
+
+    def down(x: float) -> float:  # a finite point beyond the floats is the last float
+        with np.errstate(all="ignore"):
+            y = moved.down(x)
+        return y if math.isfinite(y) or not math.isfinite(x) else math.copysign(top, y)
+
+    region = Region([(down(a), down(b)) for a, b in d.region.intervals])
+    rng = (down(d.certified_range[0]), down(d.certified_range[1]))
+    note = (f"derived on {moved.describe()} and scaled back by 2^{-moved.octaves}: at the "
+            "given hyperparameters floats do not resolve the map")
+    return Derivation(region, d.method, d.certified, rng, d.degree, d.differences,
+                      (note, *d.notes))
 
 
 def _derive(sv: _Solver, xtol: float | None, rtol: float) -> Derivation:

@@ -200,7 +200,8 @@ def _step_floor(zmax: Any) -> Any:
 
 def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
                           shapes: list[tuple[int, ...]], *, h: float | np.ndarray = FD_STEP,
-                          check_differentiable: bool = True) -> Linearization:
+                          check_differentiable: bool = True,
+                          column_scale: np.ndarray | None = None) -> Linearization:
     """Jacobians of G at n flattened lifted states Z (n, m), by adaptive differences.
 
     Steps hⱼ = h·max(1, |z|)·10⁻ʲ. At each level the central difference
@@ -215,7 +216,10 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     differentiable (that is not a step-size effect).
 
     ``oracle_for(rows)`` returns the oracle for a batch whose row k belongs to base point
-    ``rows[k]``; ``h`` is a scalar or one relative step per base point. Raises
+    ``rows[k]``; ``h`` is a scalar or one relative step per base point;
+    ``column_scale`` (n, m), if given, multiplies the step of each state component (a
+    buffer m ~ λx at |λ| = 1e274 is perturbed as much as a step in x moves it, so that
+    its small entry ∂x⁺/∂m = α/√ε ~ 1e-275 times the step does not underflow). Raises
     NotDifferentiableError (when ``check_differentiable``).
     """
     n, m = Z.shape
@@ -233,11 +237,14 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
     with np.errstate(all="ignore"):  # base ~ 1e308 at an ε ~ 1e308 state: ratio = ∞
         ratio = float(np.max(base / floor)) if n else FD_STEP / 1e-13
     # (ratio ∞ or NaN: a step near 1e308, or a NaN curvature, whose rows come out NaN)
-    nlev = (max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio))))) if math.isfinite(ratio)
-            else LEVELS)
+    # (ratio 0: a zero step, at λ so large that h underflows, or an infinite state)
+    nlev = (LEVELS if not math.isfinite(ratio) else 2 if ratio <= 1.0
+            else max(2, min(LEVELS, 1 + int(np.floor(np.log10(ratio))))))
     steps = base[:, None] * LEVEL_RATIO ** -np.arange(nlev)  # (n, L)
+    cs = (np.ones((n, m)) if column_scale is None
+          else np.broadcast_to(np.asarray(column_scale, dtype=float), (n, m)))
     # direction per (base point, component): 0 central, +1 forward, −1 backward
-    h0 = steps[:, :1]
+    h0 = steps[:, :1] * cs
     central_ok = (Z - h0 >= lo) & (Z + h0 <= hi)
     fwd_ok = Z + 2 * h0 <= hi
     bwd_ok = Z - 2 * h0 >= lo
@@ -261,9 +268,9 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
 
     def evaluate(idx: np.ndarray, levels: list[int], with_centre: bool) -> None:
         k, L = idx.size, len(levels)
-        hs = steps[idx][:, levels]  # (k, L)
-        offA = (sign[idx][:, None, :, None] * hs[:, :, None, None]) * E  # (k, L, m, m)
-        offB = (bmult[idx][:, None, :, None] * hs[:, :, None, None]) * E
+        hs = steps[idx][:, levels][:, :, None] * cs[idx][:, None, :]  # (k, L, m)
+        offA = (sign[idx][:, None, :, None] * hs[:, :, :, None]) * E  # (k, L, m, m)
+        offB = (bmult[idx][:, None, :, None] * hs[:, :, :, None]) * E
         P = np.concatenate([offA.reshape(k, L * m, m), offB.reshape(k, L * m, m)], axis=1)
         if with_centre:
             P = np.concatenate([P, np.zeros((k, 1, m))], axis=1)
@@ -272,7 +279,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         # the steps actually taken: z̄ + h is rounded (|z̄| = 3, h = 3e-9 loses 1e-7 of h),
         # and dividing by the nominal h would put that error into every quotient
         if zero_base:  # 0 ± h is exact
-            sA = sB = np.broadcast_to(hs[:, :, None], (k, L, m))
+            sA = sB = hs
         else:
             diag = np.arange(m)
             zc = Z[idx][:, None, :]
@@ -293,12 +300,12 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         g0 = G0[idx][:, None, None, :]  # (k, 1, 1, m)
         GA = G[:, :L * m].reshape(k, L, m, m)  # [k, level, component c, output i]
         GB = G[:, L * m:2 * L * m].reshape(k, L, m, m)
-        s = hs[:, :, None, None]
+        s = hs[:, :, :, None]
         d = sign[idx][:, None, :, None]
         os_ = one_sided[idx][:, None, :, None]
         # a step below the rounding of z̄ is not taken at all: nominal step (as before)
-        a_ = np.where(sA > 0, sA, hs[:, :, None])[:, :, :, None]
-        b_ = np.where(sB > 0, sB, hs[:, :, None])[:, :, :, None]
+        a_ = np.where(sA > 0, sA, hs)[:, :, :, None]
+        b_ = np.where(sB > 0, sB, hs)[:, :, :, None]
         cen = (GA - GB) / (a_ + b_)
         one = d * (-3 * g0 + 4 * GA - GB) / (2 * s)
         Dk = np.where(os_, one, cen).transpose(0, 1, 3, 2)
@@ -316,7 +323,7 @@ def batched_linearization(opt: Optimizer, oracle_for: Any, Z: np.ndarray,
         # (plus the subnormal spacing: an output of 1e-413 is 0, which is no measurement
         # of an entry 3.8e-204 at a step 6e-210)
         r = (((np.abs(GA) + np.abs(GB) + np.abs(g0)) * np.finfo(float).eps + 2 * _TINY)
-             / hs[:, :, None, None]).transpose(0, 1, 3, 2)
+             / s).transpose(0, 1, 3, 2)
         rnd[idx[:, None], np.array(levels)[None, :]] = r
         bwd[idx[:, None], np.array(levels)[None, :]] = b
 
