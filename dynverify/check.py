@@ -356,7 +356,9 @@ def _transient_growth(J: np.ndarray, steps: int = 500, *, normalized: bool = Fal
     ``normalized`` uses J/ρ(J) (for unstable J, whose powers grow anyway).
     """
     if normalized:
-        rho = np.max(np.abs(np.linalg.eigvals(J)), axis=-1)
+        from dynverify.linearize import eigenvalues
+
+        rho = np.max(np.abs(eigenvalues(J)), axis=-1)
         J = J / np.where(rho > 1e-12, rho, 1.0)[:, None, None]
     P = np.broadcast_to(np.eye(J.shape[-1]), J.shape).copy()
     powers = np.empty((steps, *J.shape))

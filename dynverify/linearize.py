@@ -539,20 +539,71 @@ def _rounding_shift(lin: Linearization) -> float:
         return 0.0
     R = np.where(np.isfinite(R), R, 0.0)
     with np.errstate(all="ignore"):
-        r0 = float(np.max(np.abs(np.linalg.eigvals(J))))
+        r0 = float(np.max(np.abs(eigenvalues(J))))
         signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(4, *J.shape))
         try:
-            rs = [float(np.max(np.abs(np.linalg.eigvals(J + S * R)))) for S in signs]
+            rs = [float(np.max(np.abs(eigenvalues(J + S * R)))) for S in signs]
         except np.linalg.LinAlgError:
             return math.inf
     shift = max(abs(r - r0) for r in rs) / max(1.0, r0)
     return shift if math.isfinite(shift) else math.inf
 
 
+#: entries of a Jacobian beyond 2^±EIG_OCTAVES are balanced before eigenvalues are taken
+EIG_OCTAVES = 900
+
+
+def eigenvalues(J: Any) -> np.ndarray:
+    """Eigenvalues of J (..., m, m), also when its entries span beyond the normal floats.
+
+    LAPACK takes entries below its safe minimum (2.2e-308) for negligible: Adam at
+    α = 1e308, ε = 1e-5 has ∂m⁺/∂x = 6.3e-311 beside ∂x⁺/∂m = −3.2e305, whose product
+    2e-5 moves an eigenvalue from −1 to −1.00002 (a false filter disagreement). Such a
+    J is first balanced by a diagonal similarity in powers of 2 (exact, and it changes
+    no eigenvalue); any other J goes to ``np.linalg.eigvals`` as is.
+    """
+    J = np.asarray(J, dtype=float)
+    with np.errstate(all="ignore"):
+        A = np.abs(J)
+        nz = A[(A > 0) & np.isfinite(A)]
+    lim = 2.0 ** EIG_OCTAVES
+    if J.shape[-1] < 2 or not nz.size or (nz.min() >= 1.0 / lim and nz.max() <= lim):
+        return np.linalg.eigvals(J)
+    flat = J.reshape(-1, *J.shape[-2:])
+    out = np.stack([np.linalg.eigvals(_log_balanced(M)) for M in flat])
+    return out.reshape(*J.shape[:-2], J.shape[-1])
+
+
+def _log_balanced(J: np.ndarray, sweeps: int = 40) -> np.ndarray:
+    """D⁻¹JD with D = diag(2^s): Osborne's balancing on log2|J| (max-norms), so that it
+    neither over- nor underflows while it runs."""
+    m = J.shape[0]
+    if not np.all(np.isfinite(J)):
+        return J
+    with np.errstate(divide="ignore"):
+        L = np.log2(np.abs(J))
+    np.fill_diagonal(L, -np.inf)
+    s = np.zeros(m)
+    for _ in range(sweeps):
+        moved = False
+        for i in range(m):
+            r = np.max(L[i] + s) - s[i]
+            c = np.max(L[:, i] - s) + s[i]
+            if math.isfinite(r) and math.isfinite(c):
+                d = float(np.round((r - c) / 2.0))
+                if d:
+                    s[i] += d
+                    moved = True
+        if not moved:
+            break
+    e = s[None, :] - s[:, None]  # B[i, j] = J[i, j]·2^(s_j − s_i)
+    return np.ldexp(J, e.astype(int))
+
+
 def spectral_radius(opt: Optimizer, f: TestFunction, x_bar: Any, *, h: float | None = None
                     ) -> float:
     """ρ(Jac G(z̄)), the largest eigenvalue modulus of the linearized map."""
-    return float(np.max(np.abs(np.linalg.eigvals(jacobian(opt, f, x_bar, h=h)))))
+    return float(np.max(np.abs(eigenvalues(jacobian(opt, f, x_bar, h=h)))))
 
 
 def next_float_radius(opt: Optimizer, f: TestFunction, x_bar: Any) -> float | None:
@@ -583,7 +634,7 @@ def next_float_radius(opt: Optimizer, f: TestFunction, x_bar: Any) -> float | No
     J = lin.J[0]
     if not (lin.converged[0] and np.all(np.isfinite(J))):
         return None
-    return float(np.max(np.abs(np.linalg.eigvals(J))))
+    return float(np.max(np.abs(eigenvalues(J))))
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,31 @@ def test_buffer_steps_follow_the_buffer_at_huge_lambda(eps):
     lr, beta1 = 5.919006253263458e-275, 0.3908625088081055
     assert_filter(adam(lr=lr, beta1=beta1, beta2=0.0, eps=eps),
                   adam_top(lr, eps, beta1=beta1))
+
+
+def test_eigenvalues_of_a_jacobian_with_subnormal_entries():
+    # Adam at α = 1e308, ε = β₁ = 1e-5 on the end of its filter: the (x, m) block
+    # [[1 − aκ, −aβ₁], [κ, β₁]] with κ = 6.35e-311 (subnormal) and aβ₁ = 3.15e305. By
+    # hand: trace −1.00001, det β₁ = 1e-5, so μ² + 1.00001μ + 1e-5 = (μ + 1)(μ + 1e-5).
+    # LAPACK drops κ as below its safe minimum and returned −1.00002 and 1e-5.
+    import numpy as np
+
+    from dynverify.linearize import eigenvalues
+
+    J = np.array([[-1.0000200003760693, -3.1502122012192867e305],
+                  [6.3488421497508399e-311, 1e-5]])
+    tr, det = J[0, 0] + J[1, 1], J[0, 0] * J[1, 1] - (J[0, 1] * 1e-150) * (J[1, 0] * 1e150)
+    disc = math.sqrt(tr * tr - 4 * det)
+    want = sorted([(tr - disc) / 2, (tr + disc) / 2])
+    got = sorted(eigenvalues(J).real.tolist())
+    assert got == pytest.approx(want, rel=1e-9, abs=0.0), (got, want)
+
+
+def test_adam_filter_in_the_subnormal_range():
+    # 2(1 + β₁)√ε/((1 − β₁)α) = 6.349e-311 at α = 9.96e307: the end was placed 4e-6 low
+    # (eigenvalues as above, and boundary points only to 1e-15 of the 1e-300 ladder)
+    lr, b1, eps = 9.961845668705604e307, 1e-5, 1e-5
+    top = (2.0 * (1.0 + b1) / (1.0 - b1) * math.sqrt(eps)) / lr
+    region = dv.derive_region(adam(lr=lr, beta1=b1, beta2=1e-5, eps=eps))
+    (lo, hi), = region.intervals
+    assert abs(lo) <= 1e-9 * top and hi == pytest.approx(top, rel=1e-9, abs=0.0), region
