@@ -126,7 +126,7 @@ def full(n: int, only: list[str]) -> int:
                     wit = _witness(opt, cmp.declared, cmp.derived)
                     decisive = d.certified or abs(
                         wit.get("witness_spectral_radius", 1.0) - 1.0) >= 0.003
-                    if decisive and _witness_doubt(opt, wit) is None:
+                    if decisive and wit and _witness_doubt(opt, wit) is None:
                         bad.append((name, h, "counterexample", str(opt.region),
                                     str(d.region), wit.get("witness")))
         except NotDifferentiableError:

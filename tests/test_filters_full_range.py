@@ -305,7 +305,10 @@ EXTREMES = [
     ("usam", {"lr": 5.04e307, "rho": 5.04e307}),
 ]
 # found later at seed 6 (a band of one float at −4.5e307), run at that seed
-EXTREMES_SEEDED = [("usam", {"lr": 0.5, "rho": 2.2e-308}, 6)]
+EXTREMES_SEEDED = [("usam", {"lr": 0.5, "rho": 2.2e-308}, 6),
+                   # claim 5: the rotated starts' rounding (4e-16 at |x| = 1) grows 17× a
+                   # step, and the noise probe's 4-ulp moves overflowed (read as no drift)
+                   ("usam", {"lr": 0.5, "rho": 1e200}, 6)]
 
 
 @pytest.mark.parametrize("name, hp, seed", [(n, h, s) for n, h in EXTREMES for s in (0, 1, 2)]
@@ -438,3 +441,79 @@ def test_claim_one_decides_on_the_rescaled_set_up_where_floats_drop_the_penalty(
                 assert abs(v.evidence["rescaled_spectral_radius"] - true_rho) <= 1e-6 * true_rho
     finally:
         unregister("too_long_penalty")
+
+
+# settings found by benchmarks/extreme_sweep.py --full, each a false claim-1 counterexample
+# (or error) on a correct built-in before it was mended
+FOUND_BY_FULL_SWEEP = [
+    # the filter lies in the subnormals: LAPACK dropped a subnormal Jacobian entry
+    ("adam", {"lr": 9.961845668705604e307, "beta1": 1e-5, "beta2": 1e-5, "eps": 1e-5}),
+    # α·ρ ~ 1e600: ρλ²x underflows at the filter's scale (rescaled set-up)
+    ("penalty_sam", {"lr": 3.083850768358357e230, "rho": 1.4087583611934526e308}),
+    ("adam", {"lr": 5.919006253263458e-275, "beta1": 0.3908625088081055, "beta2": 0.0,
+              "eps": 6.6726924258661144e16}),
+]
+
+
+@pytest.mark.parametrize("name, hp", FOUND_BY_FULL_SWEEP)
+def test_no_false_filter_disagreement_at_settings_found_by_the_full_sweep(name, hp):
+    from dynverify import check_optimizer
+    from dynverify.check import ClaimStatus
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dv.DerivationWarning)
+        warnings.simplefilter("error", RuntimeWarning)
+        res = check_optimizer(name, profile="dev", reports=None, seed=0,
+                              claims=["filter_agrees"],
+                              hyperparameters=st.fixed_dictionaries(
+                                  {k: st.just(v) for k, v in hp.items()}))
+    cr = res.results[0]
+    assert cr.status not in (ClaimStatus.COUNTEREXAMPLE, ClaimStatus.ERROR), (
+        cr.counterexample and cr.counterexample["verdict"]["evidence"].get("key_fact"),
+        cr.error)
+
+
+def test_a_disagreement_no_float_eigenvalue_shows_is_not_a_counterexample():
+    # penalty SAM at α = 5.8e28, ρ = 4.9e16: the declared band [−1/ρ − 3.45e-29, −1/ρ]
+    # at −2.05e-17 is real (ρ₁ ≈ 1.5e-4 at its middle, 3 on either side: checked by hand
+    # below) but narrower than 1e-9 of its place, at the derivation's resolution: the
+    # derivation on the rescaled set-up (α' = 1.5e6, ρ' = 1.3e-6) lacks it, and no
+    # witness probe lands in it. With a spectrum the dynamic part passes (λ = 1e-29),
+    # claim 1 reaches the comparison, and reported "declared filter differs" on this
+    # correct optimizer with no eigenvalue to show it (found by extreme_sweep --full).
+    import numpy as np
+
+    from dynverify.claims import Case, Outcome, filter_agrees
+    from dynverify.planted import PlantedFunction
+
+    lr, rho = 5.796427661883934e28, 4.8823278896666184e16
+    opt = O.penalty_sam(lr=lr, rho=rho)
+    (a, b), _ = opt.region.intervals
+    mid = 0.5 * (a + b)
+    assert abs(1.0 - lr * mid * (1.0 + rho * mid)) < 1e-3 < 2.0  # the band is real
+    lam = 1e-29
+    case = Case(opt, PlantedFunction(spectrum=(lam,)), np.full((4, 1), 1e-3),
+                x_star=np.zeros(1), spectrum=(lam,), region=opt.region)
+    v = filter_agrees(case)
+    assert v.outcome == Outcome.PASS, (v.reason, v.evidence.get("key_fact"))
+    assert any("closer than 1e-9" in w for w in v.evidence["comparison_ignored"])
+
+
+def test_a_witness_no_step_resolves_is_doubted():
+    # Adam with ε = 7e-203 and α = 2.2e-308 at λ = 1.9e301: linear only for gradients
+    # below √ε = 8.6e-102, i.e. steps below 1e-403; ρ₁ there read 0.9957 (by hand
+    # 1 − (α/√ε)λ ≈ −5e94), "inside" a filter that ends at 7.7e206
+    from dynverify.claims import _witness_doubt
+
+    opt = O.adam(lr=2.2250738585072014e-308, beta1=0.0, beta2=2.2250738585072014e-308,
+                 eps=7.317979291232929e-203)
+    wit = {"witness_lambda": 1.9088e301, "witness_spectral_radius": 0.995714,
+           "witness_declared_inside": False}
+    doubt = _witness_doubt(opt, wit)
+    assert doubt is not None and "not linear at any step" in doubt
+    # and a witness that is measured stays decisive: USAM declared without its band
+    usam = O.usam(lr=0.5, rho=1.0)
+    lam = -1.5  # λ(1 + λ) = 0.75 ∈ [0, 2/α]: in the band next to −1/ρ = −1, ρ₁ = 0.625
+    rho1 = abs(1.0 - 0.5 * lam * (1.0 + lam))
+    assert _witness_doubt(usam, {"witness_lambda": lam, "witness_spectral_radius": rho1,
+                                 "witness_declared_inside": False}) is None
