@@ -664,7 +664,8 @@ def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any
     """An eigenvalue on which the declared and derived filters disagree, with ρ₁ there.
 
     Probes are the midpoints of gaps between boundary points wider than 1e-9 of their
-    size (a derived 1e-23 against a declared 0 says nothing), and points beyond both ends.
+    size (a derived 1e-23 against a declared 0 says nothing), points beyond both ends,
+    and the isolated points that only one of the filters has.
     """
     ends = sorted(set(declared.boundary()) | set(derived.boundary()))
     if not ends:
@@ -675,6 +676,8 @@ def _witness(opt: Optimizer, declared: Region, derived: Region) -> dict[str, Any
     probes = [0.5 * a + 0.5 * b for a, b in zip(ends, ends[1:])
               if b - a > 1e-9 * max(abs(a), abs(b), floor)]
     probes += [ends[0] - 0.1 * span, ends[-1] + 0.1 * span]
+    # an isolated point of one filter only is a gap of width 0: probe it itself
+    probes += sorted(set(declared.isolated_points) ^ set(derived.isolated_points))
     rho1 = filter_function(opt, strict=False)
     for lam in probes:
         a, b = bool(declared.contains(lam)), bool(derived.contains(lam))
