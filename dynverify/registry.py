@@ -43,6 +43,8 @@ class Registration:
             one, or ``{}`` when it has no required argument).
         region: hyperparameters -> declared filter, overriding ``Optimizer.region``.
         scaling: exponents e with f → c·f ≡ h → h·c^e (e.g. {"lr": -1}); None if unknown.
+            Claim 5 checks it; at extreme hyperparameters derive and claim 1 use it to
+            work where floats resolve the map (:mod:`dynverify.rescaling`).
         reductions: (overrides, reference name) pairs, e.g. ({"rho": 0.0}, "gradient_descent").
         source: where it came from ("builtin", "entry-point", "user", "module:factory").
         rotation_invariant: False for maps that act coordinate by coordinate (Adam,
