@@ -54,6 +54,8 @@ FIXED = [
     ("hessian_usam", dict(lr=0.5, rho=SUB)), ("hessian_usam", dict(lr=HUGE, rho=TINY)),
     ("penalty_sam", dict(lr=0.5, rho=HUGE)), ("penalty_sam", dict(lr=HUGE, rho=TINY)),
     ("penalty_sam", dict(lr=0.5, rho=0.0)), ("penalty_sam", dict(lr=0.5, rho=SUB)),
+    # found by --full: ρλ²x underflows; ε far below every finite-difference step
+    ("penalty_sam", dict(lr=1e300, rho=1e300)), ("adam", dict(lr=3.5e-60, eps=3.5e-60)),
 ]
 
 
