@@ -100,9 +100,9 @@ def rescaled(opt: Optimizer) -> Rescaled | None:
         return None
     # v·2^(eK) = ±1 at K = −log2|v|/e; the median balances several hyperparameters
     K = round(statistics.median(-math.log2(abs(v)) / e for _, v, e in moving))
-    # only towards smaller eigenvalues (K > 0, λ' = 2ᴷλ beyond λ... i.e. hyperparameters
-    # like α, ρ huge or ε tiny): scaling back by 2⁻ᴷ then shrinks the derivation's
-    # absolute errors, where K < 0 would blow a zero found at 2e-17 up to 5e306
+    # only K > 0 (α or ρ huge, ε tiny; λ' = 2ᴷλ): scaling back by 2⁻ᴷ then shrinks the
+    # derivation's absolute errors, where K < 0 would blow up a boundary point found at
+    # 2e-17 for 0 into 5e306 (heavy ball at α = 5e-324)
     if K <= 0:
         return None
     scaled = dict(hp)
