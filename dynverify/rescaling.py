@@ -11,12 +11,13 @@ to 0 and the float map is plain gradient descent (ρ₁ = 2.5 where the optimize
 puts the gradient far above √ε, in the saturated preconditioner. With c = 2ᴷ chosen so
 that every scaled hyperparameter is a moderate float, the same optimizer is resolved
 exactly, and powers of 2 move λ without rounding. :func:`rescaled` finds that
-set-up; ``derive`` and ``filter_function`` work there, and claim 1 cross-checks a
-counterexample there before reporting it.
+set-up; ``derive`` and ``filter_function`` work there, and claim 1 measures r there
+too: where the float map disagrees with its own relation, the rescaled set-up decides.
 
 Only hyperparameters with a nonzero exponent move; the set-up is used only when some
-of them lies beyond 2^±MODERATE_OCTAVES and one power of 2 brings all of them within
-2^±SCALED_OCTAVES (the median of the powers that bring each to ±1).
+of them lies beyond 2^±MODERATE_OCTAVES, one power 2ᴷ with K > 0 brings all of them
+within 2^±SCALED_OCTAVES (the median of the powers that bring each to ±1), and the
+declared filter, if any, stays below LARGEST_SCALED_FILTER there.
 """
 
 from __future__ import annotations
