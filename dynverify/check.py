@@ -31,6 +31,7 @@ from dynverify.claims import (
     CLAIMS,
     DEFAULT_SETTINGS,
     MIN_BALL_RELATIVE,
+    UNSTABLE_BALL_FLOOR,
     Case,
     Outcome,
     Relation,
@@ -516,12 +517,15 @@ def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT
         X0 = np.asarray(f.x_star, dtype=float)[None, :]
     else:
         radius = local_radius(opt, f, f.x_star, cap=LOCAL_RADIUS)[0]
-        if region is not None and radius > 0:
-            radius = min(radius, _local_radius(f, opt, claim))
         # claims 2 and 3 judge a small ball with tolerances zoomed to it, down to a floor
         # set by float resolution at x̄ (claims._zoomed, claims.MIN_BALL_RELATIVE)
         floor = (MIN_BALL_RELATIVE * (1.0 + float(np.linalg.norm(f.x_star)))
                  if claim in _ITERATING else 0.0)
+        if region is not None and radius > 0:
+            lin = _local_radius(f, opt, claim)
+            if claim == "unstable_no_convergence":  # see claims._local_case
+                lin = max(lin, min(radius, UNSTABLE_BALL_FLOOR * floor))
+            radius = min(radius, lin)
         if not radius > floor:
             return None
         X0 = draw(S.initial_points(np.asarray(f.x_star), radius, N_LOCAL_POINTS))

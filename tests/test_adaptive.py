@@ -152,3 +152,26 @@ def test_a_ball_below_float_resolution_is_no_evidence(frac, claim):
 
     v = CLAIMS[claim](replace(case, X0=X0))
     assert v.outcome is Outcome.INCONCLUSIVE and v.reason.startswith("below-float-resolution")
+
+
+def test_claim_two_decides_where_adam_is_linear_only_in_a_tiny_ball():
+    # Adam with β₂ = 0 just beyond its filter's end 2(1 + β₁)√ε/((1 − β₁)α) = 284.66 (by
+    # hand): its preconditioner √(g² + ε) is linear to within a tenth of r − 1 only
+    # within ~1e-17 of x̄, below the 1e-7 floor, and claim 2 answered "ball too small" on
+    # 16 % of Adam's cases under deep. An unstable x̄ attracts a null set wherever the
+    # starts are, so claim 2 keeps a ball of 10 floors and decides.
+    from dynverify.claims import unstable_no_convergence
+    from dynverify.linearize import spectral_radius
+    from dynverify.planted import PlantedFunction
+
+    b1, eps, lr = 0.8422, 0.3716, 0.05
+    opt = adam(lr=lr, beta1=b1, beta2=0.0, eps=eps)
+    top = 2 * (1 + b1) * math.sqrt(eps) / ((1 - b1) * lr)
+    lam = 1.003 * top
+    f = PlantedFunction(spectrum=(lam,))
+    assert spectral_radius(opt, f, np.zeros(1)) > 1.003  # the premise, r ≥ 1 + δ
+    X0 = np.array([[1e-3], [-2e-3], [5e-4], [-7e-4]])
+    v = unstable_no_convergence(Case(opt, f, X0, x_star=np.zeros(1), spectrum=(lam,),
+                                     region=opt.region))
+    assert v.outcome == Outcome.PASS, (v.reason, v.evidence.get("key_fact"))
+    assert v.evidence["local_radius"] >= 1e-6
