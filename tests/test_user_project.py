@@ -118,8 +118,11 @@ def test_ci_true_leaves_hypothesis_own_ci_profile_alone(project):
 def test_hypothesis_profile_option_governs_check_optimizer(project):
     res = pytest_run(project, "-k", "active", "--hypothesis-profile=few")
     assert res.returncode == 0, res.stdout + res.stderr
-    # claim 1 runs claim_examples(3) = 4 × 3 (no duplicates among so few)
-    assert value(res.stdout, "CHECK", "cases") == str(claim_examples("filter_agrees", 3))
+    # claim 1 runs claim_examples(3) = 4 × 3, not the default profile's 4 × 100; the
+    # project's run is not derandomized, and Hypothesis may repeat a draw (11 of 12 seen
+    # once in about ten runs), which it does not count twice
+    n = int(value(res.stdout, "CHECK", "cases"))
+    assert claim_examples("filter_agrees", 3) - 3 <= n <= claim_examples("filter_agrees", 3)
     assert value(res.stdout, "CHECK", "profile") == "few"
 
 
