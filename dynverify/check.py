@@ -31,7 +31,6 @@ from dynverify.claims import (
     CLAIMS,
     DEFAULT_SETTINGS,
     MIN_BALL_RELATIVE,
-    UNSTABLE_BALL_FLOOR,
     Case,
     Outcome,
     Relation,
@@ -39,6 +38,7 @@ from dynverify.claims import (
     Verdict,
     _jsonable,
     filter_of,
+    unstable_ball,
 )
 from dynverify.errors import NotDifferentiableError, ReportError
 from dynverify.functions import ScaledFunction, from_spec
@@ -523,8 +523,8 @@ def cases(draw: Any, reg: Registration, claim: str, settings: Settings = DEFAULT
                  if claim in _ITERATING else 0.0)
         if region is not None and radius > 0:
             lin = _local_radius(f, opt, claim)
-            if claim == "unstable_no_convergence":  # see claims._local_case
-                lin = max(lin, min(radius, UNSTABLE_BALL_FLOOR * floor))
+            if claim == "unstable_no_convergence":
+                lin = unstable_ball(lin, radius, floor)
             radius = min(radius, lin)
         if not radius > floor:
             return None

@@ -417,6 +417,13 @@ def _ball_radius(case: Case) -> float:
 UNSTABLE_BALL_FLOOR = 10.0
 
 
+def unstable_ball(linear: float, local: float, floor: float) -> float:
+    """Claim 2's ball: the linear radius, but at least UNSTABLE_BALL_FLOOR × the smallest
+    resolvable ball ``floor`` (never beyond the ``local`` radius); see :func:`_local_case`.
+    Cases are drawn (``check.cases``) and judged with the same ball."""
+    return max(linear, min(local, UNSTABLE_BALL_FLOOR * floor))
+
+
 def _local_case(case: Case, ev: dict[str, Any], r: float | None = None,
                 unstable: bool = False) -> Case:
     """The case with its starts pulled into the ball where the map's linearization governs.
@@ -439,9 +446,7 @@ def _local_case(case: Case, ev: dict[str, Any], r: float | None = None,
     if r is not None and math.isfinite(r):
         lin = linear_radius(case.optimizer, case.function, case.x_star, radius,
                             abs(1.0 - r))
-        if unstable:
-            lin = max(lin, min(radius, UNSTABLE_BALL_FLOOR * _min_ball(case)))
-        radius = lin
+        radius = unstable_ball(lin, radius, _min_ball(case)) if unstable else lin
     X0, moved = into_ball(case.X0, case.x_star, radius)
     ev.update(local_radius=radius, evaluation_amplification=amp, starts_moved=moved)
     return replace(case, X0=X0) if moved else case
@@ -575,47 +580,62 @@ def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
                 fact = (f"eigenvalue {_fmt(out)} lies outside the filter {region}, yet "
                         f"r = ρ(Jac G) = {r:.6g} ≤ 1")
             return _verdict(name, Outcome.COUNTEREXAMPLE, why, settings, key_fact=fact, **ev)
-        declared = case.optimizer.region
-        if declared is not None and settings.compare_filters:
+        if case.optimizer.region is not None and settings.compare_filters:
             # a declared filter must also equal the one derived from the update itself:
-            # this catches a wrong declaration whatever spectrum was drawn. The comparison
-            # is made at float resolution, on the range the derivation certifies.
-            derivation = _derive_cached(case.optimizer)
-            rho1 = filter_function(case.optimizer, strict=False)
-            cmp = compare_filters(declared, derivation, rtol=settings.region_rtol,
-                                  filter_function=rho1)
-            ev.update(derived_region=str(derivation.region),
-                      derivation=derivation.describe(), comparison_ignored=list(cmp.ignored))
-            if not cmp.agree:
-                wit = _witness(case.optimizer, cmp.declared, cmp.derived)
-                # an uncertified derivation only counts with a decisive witness
-                decisive = (derivation.certified or
-                            abs(wit.get("witness_spectral_radius", 1.0) - 1.0)
-                            >= settings.boundary_band)
-                doubt = _witness_doubt(case.optimizer, wit) if wit else (
-                    "declared and derived filters differ only between boundary points closer "
-                    "than 1e-9 of their size: no float eigenvalue probed there shows which "
-                    "is right (penalty SAM at α = 5.8e28, ρ = 4.9e16: its band of width "
-                    "3.45e-29 at −1/ρ = −2.05e-17 is below the derivation's resolution)")
-                if decisive and doubt is not None:
-                    decisive = False
-                    ev["comparison_ignored"].append(doubt)
-                if decisive:
-                    ev.update(wit)
-                    ev["key_fact"] = ev.get("witness") or (
-                        f"declared filter {cmp.declared} ≠ filter derived from the update "
-                        f"{cmp.derived}")
-                    return _verdict(name, Outcome.COUNTEREXAMPLE,
-                                    "declared filter differs from the derived filter",
-                                    settings, **ev)
-                ev["comparison_ignored"].append(
-                    "declared and derived filters differ, but the derivation is not "
-                    f"certified ({derivation.describe()}) and no decisive witness was found")
+            # this catches a wrong declaration whatever spectrum was drawn
+            found, wit = compare_declared(case.optimizer, settings)
+            ev.update(found)
+            if wit is not None:
+                ev.update(wit, key_fact=wit["witness"])
+                return _verdict(name, Outcome.COUNTEREXAMPLE,
+                                "declared filter differs from the derived filter",
+                                settings, **ev)
         if abs(r - 1.0) < settings.linearization_band:
             return _verdict(name, Outcome.INCONCLUSIVE, "boundary-band", settings, **ev)
         return _verdict(name, Outcome.PASS, "filter matches linearization", settings, **ev)
 
     return _guard(name, settings, body)
+
+
+def compare_declared(opt: Optimizer, settings: Settings = DEFAULT_SETTINGS
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Claim 1's comparison of ``opt``'s declared filter with the derived one.
+
+    Returns (evidence, witness): the witness (an eigenvalue with ρ₁ there, see
+    :func:`_witness`) when the filters differ decisively, which is a counterexample;
+    else None, with every difference that was left aside and why in the evidence's
+    ``comparison_ignored``. The comparison is made at float resolution, on the range
+    the derivation certifies (:func:`dynverify.derive.compare_filters`); an uncertified
+    derivation only counts with a witness whose ρ₁ is boundary_band from 1.
+    """
+    assert opt.region is not None
+    derivation = _derive_cached(opt)
+    cmp = compare_filters(opt.region, derivation, rtol=settings.region_rtol,
+                          filter_function=filter_function(opt, strict=False))
+    ignored = list(cmp.ignored)
+    ev: dict[str, Any] = dict(derived_region=str(derivation.region),
+                              derivation=derivation.describe(), comparison_ignored=ignored)
+    if cmp.agree:
+        return ev, None
+    wit = _witness(opt, cmp.declared, cmp.derived)
+    if not wit:
+        ignored.append(
+            "declared and derived filters differ only between boundary points closer than "
+            "1e-9 of their size: no float eigenvalue probed there shows which is right "
+            "(penalty SAM at α = 5.8e28, ρ = 4.9e16: its band of width 3.45e-29 at "
+            "−1/ρ = −2.05e-17 is below the derivation's resolution)")
+        return ev, None
+    if not (derivation.certified
+            or abs(wit["witness_spectral_radius"] - 1.0) >= settings.boundary_band):
+        ignored.append("declared and derived filters differ, but the derivation is not "
+                       f"certified ({derivation.describe()}) and no decisive witness was "
+                       "found")
+        return ev, None
+    doubt = _witness_doubt(opt, wit)
+    if doubt is not None:
+        ignored.append(doubt)
+        return ev, None
+    return ev, wit
 
 
 def _rescaled_radius(case: Case) -> tuple[float, str] | None:

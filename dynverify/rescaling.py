@@ -47,7 +47,6 @@ class Rescaled:
 
     optimizer: Optimizer
     octaves: int
-    exponents: dict[str, float]
 
     def up(self, lams: Any) -> np.ndarray:
         """Eigenvalues of the original set-up as eigenvalues of this one (exact)."""
@@ -133,4 +132,4 @@ def rescaled(opt: Optimizer) -> Rescaled | None:
         code = getattr(getattr(opt, part), "__code__", None)
         if code is None or getattr(getattr(same, part), "__code__", None) is not code:
             return None
-    return Rescaled(new, K, {k: e for k, _, e in moving})
+    return Rescaled(new, K)
