@@ -1171,6 +1171,14 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
             ev.update(extended_runs=int(rows.size), observed=_run_summary(res))
         conv = np.flatnonzero(res.status == Status.CONVERGED_ELSEWHERE)
         if conv.size == 0:
+            left = _left_outside_points(f, region, case.X0, res, settings)
+            if left:
+                # the filter's other half: next to a critical point whose Hessian is
+                # outside it, runs must not converge there, and they did not
+                ev["left_outside_points"] = left[:5]
+                return _verdict(name, Outcome.PASS, "no run converged; runs started next to "
+                                "critical points outside the filter left them", settings,
+                                key_fact=left[0]["fact"], **ev)
             return _verdict(name, Outcome.INCONCLUSIVE, "no run converged", settings, **ev)
         stalled = np.array([_stalled_by_rounding(opt, f, res.x[k]) for k in conv], dtype=bool)
         if stalled.any():
@@ -1251,6 +1259,55 @@ def convergence_filters(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Ve
                         settings, **ev)
 
     return _guard(name, settings, body)
+
+
+#: a start within this distance of a known critical point of the landscape is "next to"
+#: it (claim 4's cases put some starts within 0.02 of one: check.NEAR_CRITICAL_SPREAD)
+NEAR_CRITICAL = 0.05
+
+
+def _left_outside_points(f: TestFunction, region: Region, X0: np.ndarray, res: RunResult,
+                         settings: Settings) -> list[dict[str, Any]]:
+    """Runs that started next to a known critical point x̂ whose Hessian has an eigenvalue
+    outside the filter (by more than eig_band·scale) and did not converge there: they
+    escaped, or ended more than 10 times as far from x̂ as they started.
+
+    When no run converged, such runs are claim 4's evidence: the filter says that x̂
+    attracts only a null set, and these runs were not in it.
+    """
+    crit = f.critical_points()
+    if crit is None or len(crit) == 0 or X0.shape[0] == 0:
+        return []
+    crit = np.asarray(crit, dtype=float)
+    D = np.sqrt(np.sum((X0[:, None, :] - crit[None, :, :]) ** 2, axis=2))
+    nearest = np.argmin(D, axis=1)
+    d0 = D[np.arange(X0.shape[0]), nearest]
+    rows = np.flatnonzero(d0 <= NEAR_CRITICAL)
+    if rows.size == 0:
+        return []
+    band = settings.eig_band * max(region.scale, 1e-12)
+    out: list[dict[str, Any]] = []
+    for k in rows:
+        c = crit[nearest[k]]
+        if res.status[k] in (Status.CONVERGED_TARGET, Status.CONVERGED_ELSEWHERE):
+            continue
+        H = f.hess(c[None, :])[0]
+        lams = np.linalg.eigvalsh(0.5 * (H + H.T))
+        outside = lams[region.margin(lams) < -band]
+        if outside.size == 0:
+            continue
+        gone = res.status[k] in (Status.ESCAPED, Status.NONFINITE)
+        d1 = float(np.linalg.norm(res.x[k] - c))
+        if not (gone or d1 > 10.0 * max(float(d0[k]), 1e-300)):
+            continue
+        how = ("escaped" if res.status[k] == Status.ESCAPED else "became non-finite"
+               if gone else f"ended {d1:.3g} from it")
+        out.append({"start": X0[k], "critical_point": c, "eigenvalues": lams,
+                    "start_distance": float(d0[k]), "status": Status(res.status[k]).name,
+                    "fact": f"the run from {float(d0[k]):.3g} next to the critical point "
+                            f"{_fmt(c)}, whose Hessian eigenvalue {_fmt(outside)} is outside "
+                            f"the filter {region}, {how}"})
+    return out
 
 
 def _noncritical_fixed_points(opt: Optimizer, f: TestFunction, X: np.ndarray,

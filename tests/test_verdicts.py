@@ -154,6 +154,63 @@ def test_correct_gradient_descent_on_the_same_double_well_passes() -> None:
     assert v.outcome is Outcome.PASS, v
 
 
+# f = 2(x² − 1)² − 2 (Wells k = 8): minima ±1 with f″ = 16, maximum 0 with f″ = −8
+_DOUBLE_WELL = Wells([[-1.0, 0.0, 1.0]], k=[8.0])
+# starts 0.01 next to each of the three critical points, both sides
+_NEXT_TO_CRITICAL = np.array([[-1.01], [-0.99], [-0.01], [0.01], [0.99], [1.01]])
+
+
+def test_claim4_passes_on_runs_that_leave_critical_points_outside_the_filter() -> None:
+    # α = 0.2: 2/α = 10 < 16, so both minima are outside [0, 10] as is the maximum
+    # (−8 < 0); by hand, |x⁺ − 1| ≈ |1 − 0.2·16|·|x − 1| = 2.2·|x − 1| near a minimum.
+    # No run converges, and that is what the filter predicts: a pass, with the evidence
+    v = convergence_filters(Case(gradient_descent(0.2), _DOUBLE_WELL, _NEXT_TO_CRITICAL))
+    assert v.outcome is Outcome.PASS, v
+    left = v.evidence["left_outside_points"]
+    assert {round(float(p["critical_point"][0]), 12) for p in left} == {-1.0, 0.0, 1.0}
+    for p in left:
+        # the eigenvalue named is f″ at that point, outside [0, 10]
+        assert float(p["eigenvalues"][0]) in (pytest.approx(16.0), pytest.approx(-8.0))
+    assert "outside the filter" in v.key_fact
+
+
+def test_claim4_does_not_pass_without_runs_next_to_outside_points() -> None:
+    # the same runs from far away only: nothing converges and no start is next to a
+    # critical point, so there is no evidence either way
+    X0 = np.array([[-3.0], [-2.5], [2.5], [3.0]])
+    v = convergence_filters(Case(gradient_descent(0.2), _DOUBLE_WELL, X0))
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason == "no run converged", v
+
+
+def test_claim4_catches_an_ascent_that_converges_at_a_maximum() -> None:
+    # gradient ascent declaring descent's filter [0, 2/α]: from next to the maximum 0
+    # (f″ = −8, outside the filter) it converges there
+    ascent = replace(gradient_descent(0.05), name="ascent",
+                     step=lambda state, f: (state[0] + 0.05 * f.grad(state[0]),))
+    v = convergence_filters(Case(ascent, _DOUBLE_WELL, _NEXT_TO_CRITICAL))
+    assert v.outcome is Outcome.COUNTEREXAMPLE, v
+    assert "-8" in v.key_fact and "outside the filter" in v.key_fact
+
+
+def test_claim4_cases_start_next_to_known_critical_points() -> None:
+    from hypothesis import given
+
+    from dynverify.check import NEAR_CRITICAL_SPREAD, NEAR_CRITICAL_STARTS, cases
+    from dynverify.registry import resolve
+
+    seen = []
+
+    @settings(max_examples=15, database=None, deadline=None)
+    @given(cases(resolve("gradient_descent"), "convergence_filters"))
+    def draw(case: Case) -> None:
+        crit = np.asarray(case.function.critical_points())
+        D = np.linalg.norm(case.X0[:, None, :] - crit[None, :, :], axis=2).min(axis=1)
+        seen.append(int(np.sum(D <= NEAR_CRITICAL_SPREAD)))
+
+    draw()
+    assert seen and min(seen) >= NEAR_CRITICAL_STARTS
+
+
 def test_slow_but_correct_gradient_descent_is_not_called_non_critical() -> None:
     # tiny steps: the engine may stop while ∇f is still > grad_tol; refinement must
     # see ∇f keep shrinking instead of reporting a non-critical fixed point
