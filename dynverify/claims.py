@@ -505,17 +505,25 @@ _DERIVATIONS: OrderedDict[Any, Any] = OrderedDict()
 _DERIVATIONS_MAX = 256
 
 
-def _derive_cached(opt: Optimizer) -> Any:
-    """derive(opt), remembered per map: Hypothesis draws the same hyperparameters for
-    many cases (its mutations change the spectrum and keep them), and the derivation
-    depends on the update map only. The map is identified as records identify it (name
-    and hyperparameters) plus the code of its step and init functions."""
+def map_key(opt: Optimizer) -> Any:
+    """A hashable key of the update map, or None: the optimizer as records identify it
+    (name and hyperparameters) plus the code of its step and init functions."""
     try:
         key = (opt.name, json.dumps(opt.hyperparameters, sort_keys=True, default=repr),
                getattr(opt.step, "__code__", opt.step), getattr(opt.init, "__code__",
                                                                  opt.init))
         hash(key)
-    except Exception:  # noqa: BLE001 -- unhashable parts: derive without the cache
+    except Exception:  # noqa: BLE001 -- unhashable parts: no key
+        return None
+    return key
+
+
+def _derive_cached(opt: Optimizer) -> Any:
+    """derive(opt), remembered per map (:func:`map_key`): Hypothesis draws the same
+    hyperparameters for many cases (its mutations change the spectrum and keep them),
+    and the derivation depends on the update map only."""
+    key = map_key(opt)
+    if key is None:
         return derive(opt)
     if key in _DERIVATIONS:
         _DERIVATIONS.move_to_end(key)
