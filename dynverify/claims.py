@@ -1287,7 +1287,8 @@ def _left_outside_points(f: TestFunction, region: Region, X0: np.ndarray, res: R
     if crit is None or len(crit) == 0 or X0.shape[0] == 0:
         return []
     crit = np.asarray(crit, dtype=float)
-    D = np.sqrt(np.sum((X0[:, None, :] - crit[None, :, :]) ** 2, axis=2))
+    with np.errstate(all="ignore"):
+        D = np.sqrt(np.sum((X0[:, None, :] - crit[None, :, :]) ** 2, axis=2))
     nearest = np.argmin(D, axis=1)
     d0 = D[np.arange(X0.shape[0]), nearest]
     rows = np.flatnonzero(d0 <= NEAR_CRITICAL)
@@ -1299,13 +1300,18 @@ def _left_outside_points(f: TestFunction, region: Region, X0: np.ndarray, res: R
         c = crit[nearest[k]]
         if res.status[k] in (Status.CONVERGED_TARGET, Status.CONVERGED_ELSEWHERE):
             continue
-        H = f.hess(c[None, :])[0]
-        lams = np.linalg.eigvalsh(0.5 * (H + H.T))
+        with np.errstate(all="ignore"):  # a landscape scaled by up to 1e300
+            H = f.hess(c[None, :])[0]
+            H = 0.5 * (H + H.T)
+        if not np.all(np.isfinite(H)):
+            continue
+        lams = np.linalg.eigvalsh(H)
         outside = lams[region.margin(lams) < -band]
         if outside.size == 0:
             continue
         gone = res.status[k] in (Status.ESCAPED, Status.NONFINITE)
-        d1 = float(np.linalg.norm(res.x[k] - c))
+        with np.errstate(all="ignore"):  # an escaped run may be at 1e200
+            d1 = float(np.linalg.norm(res.x[k] - c))
         if not (gone or d1 > 10.0 * max(float(d0[k]), 1e-300)):
             continue
         how = ("escaped" if res.status[k] == Status.ESCAPED else "became non-finite"

@@ -288,10 +288,12 @@ def test_report_counts_draws_with_no_such_case_as_check_does(tmp_path, capsys):
     res = dynverify.check_optimizer("adam", hyperparameters=hp, profile="dev",
                                     claims=["stable_converges"], reports=tmp_path)
     (cr,) = res.results
-    assert cr.reasons["no-such-case"] == 20 and cr.counts["inconclusive"] == 20
+    # nearly every draw (each of up to CASE_ATTEMPTS redraws) has no case
+    n = cr.reasons["no-such-case"]
+    assert n >= 15 and cr.counts["inconclusive"] >= n
     (run,) = tmp_path.iterdir()
     (rr,) = claim_results(read_runs([run]))
     assert dict(rr.counts) == dict(cr.counts) and dict(rr.reasons) == dict(cr.reasons)
     capsys.readouterr()
     main(["report", str(run)])
-    assert "adam/stable_converges: no-such-case (20)" in capsys.readouterr().out
+    assert f"adam/stable_converges: no-such-case ({n})" in capsys.readouterr().out
