@@ -528,9 +528,10 @@ def _near_critical_starts(draw: Any, f: Any, X0: np.ndarray) -> np.ndarray:
 
     Far starts alone often converge nowhere for an optimizer whose steps do not shrink
     with the gradient (Adam at α ≈ 1 hops between wells for 10⁵ steps): claim 4 then
-    has no evidence. A start within NEAR_CRITICAL_SPREAD·c of a critical point (c the
-    landscape's own unit, at most 1) converges there when its Hessian is inside the
-    filter and leaves when it is outside, which is what claim 4 judges.
+    has no evidence. A start within NEAR_CRITICAL_SPREAD of a critical point (the
+    landscapes' wells are about 1 apart; scaling f by c moves no critical point)
+    converges there when its Hessian is inside the filter and leaves when it is outside,
+    which is what claim 4 judges.
     """
     crit = f.critical_points()
     if crit is None or len(crit) == 0 or X0.shape[0] <= NEAR_CRITICAL_STARTS:
