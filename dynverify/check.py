@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +34,12 @@ from dynverify.claims import (
     Case,
     Outcome,
     Relation,
+    Remembered,
     Settings,
     Verdict,
     _jsonable,
     filter_of,
+    map_key,
     unstable_ball,
 )
 from dynverify.errors import NotDifferentiableError, ReportError
@@ -313,52 +315,36 @@ def _region_or_none(opt: Any) -> Region | None:
         return None
 
 
-class _Remembered:
-    """A vectorized λ ↦ ρ₁(λ) that remembers its values on arrays of more than a few
-    points (the grids the spectra strategies evaluate at every draw, identical while
-    Hypothesis keeps the hyperparameters); single points (root finding) are computed."""
+class _RememberedRho:
+    """A vectorized λ ↦ ρ₁(λ) that remembers its values on arrays of 8 points or more
+    (the grids the spectra strategies evaluate at every draw, identical while
+    Hypothesis keeps the hyperparameters); shorter arrays (root finding) are computed."""
 
     def __init__(self, rho: Any) -> None:
-        self.rho, self.memo = rho, OrderedDict()
+        self.rho, self.values = rho, Remembered(8)
 
     def __call__(self, lams: Any) -> np.ndarray:
         lam = np.asarray(lams, dtype=float)
         if lam.size < 8:
             return self.rho(lam)
-        key = (lam.shape, lam.tobytes())
-        if key not in self.memo:
-            self.memo[key] = self.rho(lam)
-            if len(self.memo) > 8:
-                self.memo.popitem(last=False)
-        return self.memo[key].copy()
+        return self.values.get((lam.shape, lam.tobytes()), lambda: self.rho(lam)).copy()
 
 
-_FILTER_FUNCTIONS: OrderedDict[Any, Any] = OrderedDict()
+_FILTER_FUNCTIONS = Remembered(64)
 
 
 def _working_filter_function(opt: Any) -> Any:
     """λ ↦ ρ₁(λ) of the optimizer, or None when its step raises or returns non-finite
     values (a broken optimizer is judged by the claims, not by the case drawing).
 
-    Remembered per update map, keyed as :func:`dynverify.claims.map_key` keys it."""
-    from dynverify.claims import map_key
-
-    key = map_key(opt)
-    if key is not None and key in _FILTER_FUNCTIONS:
-        _FILTER_FUNCTIONS.move_to_end(key)
-        return _FILTER_FUNCTIONS[key]
-    rho = _probe_filter_function(opt)
-    if key is not None:
-        _FILTER_FUNCTIONS[key] = rho
-        if len(_FILTER_FUNCTIONS) > 64:
-            _FILTER_FUNCTIONS.popitem(last=False)
-    return rho
+    Remembered per update map (:func:`dynverify.claims.map_key`)."""
+    return _FILTER_FUNCTIONS.get(map_key(opt), lambda: _probe_filter_function(opt))
 
 
 def _probe_filter_function(opt: Any) -> Any:
     from dynverify.derive import filter_function
 
-    rho = _Remembered(filter_function(opt))
+    rho = _RememberedRho(filter_function(opt))
     try:
         with np.errstate(all="ignore"):
             ok = bool(np.all(np.isfinite(rho(np.array([0.0, 1.0])))))

@@ -501,8 +501,30 @@ def _escape(case: Case, settings: Settings, radius: float) -> float:
 
 # -- claim 1 ---------------------------------------------------------------------------
 
-_DERIVATIONS: OrderedDict[Any, Any] = OrderedDict()
-_DERIVATIONS_MAX = 256
+class Remembered:
+    """At most ``maxsize`` values by hashable key, the least recently used dropped first.
+
+    ``get(key, compute)`` returns the value remembered for ``key``, else ``compute()``
+    (remembered; a key of None is never remembered)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key is None:
+            return compute()
+        if key in self._values:
+            self._values.move_to_end(key)
+            return self._values[key]
+        value = compute()
+        self._values[key] = value
+        if len(self._values) > self.maxsize:
+            self._values.popitem(last=False)
+        return value
+
+
+_DERIVATIONS = Remembered(256)
 
 
 def map_key(opt: Optimizer) -> Any:
@@ -522,17 +544,7 @@ def _derive_cached(opt: Optimizer) -> Any:
     """derive(opt), remembered per map (:func:`map_key`): Hypothesis draws the same
     hyperparameters for many cases (its mutations change the spectrum and keep them),
     and the derivation depends on the update map only."""
-    key = map_key(opt)
-    if key is None:
-        return derive(opt)
-    if key in _DERIVATIONS:
-        _DERIVATIONS.move_to_end(key)
-        return _DERIVATIONS[key]
-    out = derive(opt)
-    _DERIVATIONS[key] = out
-    if len(_DERIVATIONS) > _DERIVATIONS_MAX:
-        _DERIVATIONS.popitem(last=False)
-    return out
+    return _DERIVATIONS.get(map_key(opt), lambda: derive(opt))
 
 
 def filter_agrees(case: Case, settings: Settings = DEFAULT_SETTINGS) -> Verdict:
@@ -1294,18 +1306,23 @@ def _left_outside_points(f: TestFunction, region: Region, X0: np.ndarray, res: R
     rows = np.flatnonzero(d0 <= NEAR_CRITICAL)
     if rows.size == 0:
         return []
+    rows = rows[~np.isin(res.status[rows], (Status.CONVERGED_TARGET,
+                                              Status.CONVERGED_ELSEWHERE))]
+    points = np.unique(nearest[rows])
+    if points.size == 0:
+        return []
+    with np.errstate(all="ignore"):  # a landscape scaled by up to 1e300
+        H = f.hess(crit[points])
+        H = 0.5 * (H + np.swapaxes(H, 1, 2))
+    finite = np.all(np.isfinite(H), axis=(1, 2))
+    eig = dict(zip(points[finite].tolist(), np.linalg.eigvalsh(H[finite]), strict=True))
     band = settings.eig_band * max(region.scale, 1e-12)
     out: list[dict[str, Any]] = []
     for k in rows:
+        lams = eig.get(int(nearest[k]))
+        if lams is None:
+            continue
         c = crit[nearest[k]]
-        if res.status[k] in (Status.CONVERGED_TARGET, Status.CONVERGED_ELSEWHERE):
-            continue
-        with np.errstate(all="ignore"):  # a landscape scaled by up to 1e300
-            H = f.hess(c[None, :])[0]
-            H = 0.5 * (H + H.T)
-        if not np.all(np.isfinite(H)):
-            continue
-        lams = np.linalg.eigvalsh(H)
         outside = lams[region.margin(lams) < -band]
         if outside.size == 0:
             continue
